@@ -1,0 +1,62 @@
+"""Alembic environment: imports the models only (never api.main)."""
+
+import os
+from logging.config import fileConfig
+
+from sqlalchemy import create_engine, pool
+from sqlmodel import SQLModel
+
+import models  # noqa: F401  (registers every table)
+from alembic import context
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = SQLModel.metadata
+DEFAULT_DATABASE_URL = "sqlite:///./releaselog.db"
+
+
+def database_url() -> str:
+    return config.attributes.get("database_url") or os.environ.get(
+        "DATABASE_URL", DEFAULT_DATABASE_URL
+    )
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _run(connection)
+    engine.dispose()
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

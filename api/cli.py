@@ -1,0 +1,58 @@
+"""`releaselog migrate | serve | purge-tombstones`."""
+
+import argparse
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate() -> None:
+    from alembic.config import Config
+
+    from alembic import command
+
+    command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    migrate()
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, proxy_headers=True)
+
+
+def purge_tombstones() -> None:
+    from datetime import timedelta
+
+    from api.config import get_settings
+    from api.db import create_db_engine, session_scope
+    from api.services.sync import purge_tombstones as purge
+    from models.base import utc_now
+
+    settings = get_settings()
+    for db in session_scope(create_db_engine(settings)):
+        count = purge(db, utc_now(), timedelta(days=settings.tombstone_retention_days))
+        print(f"purged {count} tombstones")  # noqa: T201
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="releaselog")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the database to the current schema")
+    serve_parser = commands.add_parser("serve", help="migrate, then serve with uvicorn")
+    serve_parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve_parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    commands.add_parser("purge-tombstones", help="delete tombstones past their retention")
+    args = parser.parse_args()
+    if args.command == "migrate":
+        migrate()
+    elif args.command == "serve":
+        serve(args.host, args.port, args.workers)
+    else:
+        purge_tombstones()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Settings from the environment (pydantic-settings), read once per process."""
+
+import logging
+import secrets
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger("releaselog")
+
+DEFAULT_DATABASE_URL = "sqlite:///./releaselog.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Empty means "development": a random per-process key is used and a warning is logged.
+    secret_key: str = ""
+    access_token_expire_minutes: int = Field(default=60, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+    login_limit_per_account: str = "10/minute"
+    login_limit_per_address: str = "100/minute"
+    rate_limit_storage_url: str = "memory://"
+    tombstone_retention_days: int = Field(default=180, ge=1)
+    webhook_allow_private_targets: bool = False
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_worker_enabled: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+_DEV_SECRET = secrets.token_urlsafe(32)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def signing_key(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    return _DEV_SECRET
+
+
+def warn_if_insecure(settings: Settings) -> None:
+    if not settings.secret_key:
+        logger.warning(
+            "SECRET_KEY is not set: using a random development key. Tokens will not survive "
+            "a restart and differ between processes. NEVER run like this in production."
+        )
+    elif len(settings.secret_key) < 32:
+        logger.warning("SECRET_KEY is shorter than 32 characters: this is insecure.")

@@ -1,0 +1,70 @@
+"""Dependencies shared by the routes: the database session and the authenticated caller."""
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlmodel import Session
+
+from api.config import Settings
+from api.db import session_scope
+from api.errors import Forbidden, Unauthorized
+from api.services import accounts
+from api.services.access import Caller, require_scope
+
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    yield from session_scope(request.app.state.engine)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_caller(
+    db: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Caller:
+    if api_key:
+        return accounts.caller_from_api_key(db, api_key)
+    if token:
+        return accounts.caller_from_token(db, token, settings)
+    raise Unauthorized()
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def scoped(scope: str) -> Callable[[Caller], Caller]:
+    """A dependency: the caller, refused with 403 when their credential lacks `scope`."""
+
+    def dependency(caller: CallerDep) -> Caller:
+        require_scope(caller, scope)
+        return caller
+
+    return dependency
+
+
+def _account_owner(caller: CallerDep) -> Caller:
+    """Account management needs the person's own token: an API key cannot mint keys."""
+    if caller.api_key_id is not None:
+        raise Forbidden("Use an access token, not an API key, to manage the account.")
+    return caller
+
+
+AccountOwner = Annotated[Caller, Depends(_account_owner)]
+SessionsReader = Annotated[Caller, Depends(scoped("sessions:read"))]
+SessionsWriter = Annotated[Caller, Depends(scoped("sessions:write"))]
+SummariesReader = Annotated[Caller, Depends(scoped("summaries:read"))]
+ClientsReader = Annotated[Caller, Depends(scoped("clients:read"))]

@@ -1,0 +1,208 @@
+"""Domain errors and their one mapping to RFC 9457 problem details."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("releaselog.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemError] | None = None
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class BadRequest(DomainError):
+    status = 400
+    title = "Bad request"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "Missing or invalid credentials.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+class Gone(DomainError):
+    status = 410
+    title = "Gone"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition failed"
+
+
+class Unprocessable(DomainError):
+    status = 422
+    title = "Validation failed"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too many requests"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    410: "Gone",
+    412: "Precondition failed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def field_errors(raw_errors: Any) -> list[dict[str, Any]]:
+    """Pydantic errors as the contract's `[{loc, msg}]`, without echoing the input back."""
+    return [
+        {
+            "loc": [part if isinstance(part, int) else str(part) for part in error["loc"]],
+            "msg": error["msg"],
+        }
+        for error in raw_errors
+    ]
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    errors = getattr(exc, "errors", None)
+    return problem_response(
+        exc.status, exc.detail, title=exc.title, errors=errors, headers=exc.headers
+    )
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in raw):
+        return problem_response(400, "The request body is not valid JSON.")
+    errors = field_errors(raw)
+    return problem_response(422, _describe(errors), errors=errors)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such resource."
+    elif exc.status_code == 405:
+        detail = "This method is not allowed on this resource."
+    return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return problem_response(500, "An unexpected error occurred. It has been logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring problem+json for the given statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _TITLES.get(status, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

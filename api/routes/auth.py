@@ -1,0 +1,93 @@
+"""Accounts and authentication: register, token, /v1/me, API keys."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import AccountOwner, CallerDep, SessionDep, SettingsDep
+from api.errors import problem_responses
+from api.services import accounts
+from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList
+from models.user import Token, UserCreate, UserPublic, UserUpdate
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+AUTH_ERRORS = problem_responses(401, 403)
+
+
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses=problem_responses(400, 409, 413, 422),
+    summary="Create an account",
+)
+def register(data: UserCreate, db: SessionDep) -> UserPublic:
+    return accounts.register(db, data)
+
+
+@router.post(
+    "/auth/token",
+    response_model=Token,
+    responses=problem_responses(400, 401, 413, 422, 429),
+    summary="Exchange email and password for an access token (OAuth2 password flow)",
+)
+def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+) -> Token:
+    address = request.client.host if request.client else "unknown"
+    request.app.state.login_limiter.hit(form.username, address)
+    user = accounts.authenticate(db, form.username, form.password)
+    return accounts.issue_token(user, settings)
+
+
+@router.get("/me", response_model=UserPublic, responses=AUTH_ERRORS, summary="The caller's account")
+def read_me(caller: CallerDep) -> UserPublic:
+    return accounts.public_user(caller.user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserPublic,
+    responses={**AUTH_ERRORS, **problem_responses(400, 413, 422)},
+    summary="Change display name or time zone",
+)
+def update_me(data: UserUpdate, caller: AccountOwner, db: SessionDep) -> UserPublic:
+    return accounts.update_me(db, caller.user, data)
+
+
+@router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses={**AUTH_ERRORS, **problem_responses(400, 413, 422)},
+    summary="Create an API key (the key is shown only once)",
+)
+def create_api_key(data: ApiKeyCreate, caller: AccountOwner, db: SessionDep) -> ApiKeyCreated:
+    return accounts.create_api_key(db, caller.user_id, data)
+
+
+@router.get(
+    "/api-keys",
+    response_model=ApiKeyList,
+    responses=AUTH_ERRORS,
+    summary="List the caller's API keys (never shows the keys)",
+)
+def list_api_keys(caller: AccountOwner, db: SessionDep) -> ApiKeyList:
+    return ApiKeyList(items=accounts.list_api_keys(db, caller.user_id))
+
+
+@router.delete(
+    "/api-keys/{api_key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **problem_responses(404, 422)},
+    summary="Revoke an API key; it stops working at once",
+)
+def revoke_api_key(api_key_id: uuid.UUID, caller: AccountOwner, db: SessionDep) -> Response:
+    accounts.revoke_api_key(db, caller.user_id, api_key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

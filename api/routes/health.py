@@ -1,0 +1,25 @@
+"""Liveness and readiness."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.errors import problem_response, problem_responses
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database is reachable", responses=problem_responses(503))
+def readyz(request: Request) -> JSONResponse:
+    try:
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError):
+        return problem_response(503, "The database is not reachable.")
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,167 @@
+"""The caller's own release sessions, and the sync feed."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import AwareDatetime
+
+from api.deps import SessionDep, SessionsReader, SessionsWriter
+from api.errors import problem_responses
+from api.services import sessions as service
+from api.services import sync
+from models.catalog import MetricSlug, RegionSlug
+from models.release_session import (
+    BatchRequest,
+    BatchResponse,
+    ChangeFeed,
+    ChangeItem,
+    SessionCreate,
+    SessionList,
+    SessionPublic,
+    SessionUpdate,
+)
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+READ_ERRORS = problem_responses(400, 401, 403, 422)
+WRITE_ERRORS = problem_responses(400, 401, 403, 413, 422)
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="An ETag from a previous read; a stale one answers 412 and changes nothing."
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionPublic,
+    responses={
+        200: {
+            "model": SessionPublic,
+            "description": "Replay of an earlier create: the stored session.",
+        },
+        **WRITE_ERRORS,
+        **problem_responses(409),
+    },
+    summary="Create a session (idempotent with a client-chosen id)",
+)
+def create_session(
+    data: SessionCreate, caller: SessionsWriter, db: SessionDep, response: Response
+) -> SessionPublic:
+    created, is_new = service.create_session(db, caller.user_id, data)
+    response.status_code = status.HTTP_201_CREATED if is_new else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/sessions/{created.id}"
+    response.headers["ETag"] = service.etag(created.version)
+    return created
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    response_model_exclude_none=True,
+    responses=WRITE_ERRORS,
+    summary="Create up to 500 sessions; per-item results in input order",
+)
+def create_batch(data: BatchRequest, caller: SessionsWriter, db: SessionDep) -> BatchResponse:
+    return BatchResponse(results=service.create_batch(db, caller.user_id, data.sessions))
+
+
+@router.get(
+    "",
+    response_model=SessionList,
+    responses=READ_ERRORS,
+    summary="List sessions, newest first",
+)
+def list_sessions(
+    caller: SessionsReader,
+    db: SessionDep,
+    started_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    started_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    region: RegionSlug | None = None,
+    metric: MetricSlug | None = None,
+    complete: bool | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SessionList:
+    filters = service.SessionFilters(started_from, started_to, region, metric, complete)
+    return service.list_sessions(db, caller.user_id, filters, limit, cursor)
+
+
+@router.get(
+    "/changes",
+    response_model=ChangeFeed,
+    responses={**READ_ERRORS, **problem_responses(410)},
+    summary="The sync feed: changes after `since`, oldest first",
+)
+def changes(
+    caller: SessionsReader,
+    db: SessionDep,
+    since: Annotated[
+        str, Query(max_length=200, description="Opaque token; empty = from the beginning.")
+    ] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ChangeFeed:
+    rows, next_since, has_more = sync.changed_sessions(db, caller.user_id, since, limit)
+    publics = service.to_public_many(db, rows)
+    items = [
+        ChangeItem(
+            id=row.id,
+            deleted=row.deleted_at is not None,
+            session=None if row.deleted_at is not None else public,
+        )
+        for row, public in zip(rows, publics, strict=True)
+    ]
+    return ChangeFeed(items=items, next_since=next_since, has_more=has_more)
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionPublic,
+    responses={**READ_ERRORS, **problem_responses(404)},
+    summary="One session",
+)
+def read_session(
+    session_id: uuid.UUID, caller: SessionsReader, db: SessionDep, response: Response
+) -> SessionPublic:
+    found = service.get_session(db, caller.user_id, session_id)
+    response.headers["ETag"] = service.etag(found.version)
+    return found
+
+
+@router.patch(
+    "/{session_id}",
+    response_model=SessionPublic,
+    responses={**WRITE_ERRORS, **problem_responses(404, 412)},
+    summary="Merge-patch a session; `ratings`, when given, replaces the list",
+)
+def update_session(
+    session_id: uuid.UUID,
+    data: SessionUpdate,
+    caller: SessionsWriter,
+    db: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SessionPublic:
+    updated = service.update_session(db, caller.user_id, session_id, data, if_match)
+    response.headers["ETag"] = service.etag(updated.version)
+    return updated
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**problem_responses(400, 401, 403, 404, 412, 422)},
+    summary="Delete a session (it shows as deleted in the sync feed)",
+)
+def delete_session(
+    session_id: uuid.UUID, caller: SessionsWriter, db: SessionDep, if_match: IfMatch = None
+) -> Response:
+    service.delete_session(db, caller.user_id, session_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

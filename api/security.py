@@ -1,0 +1,56 @@
+"""Password hashing (Argon2 via pwdlib), access tokens (PyJWT, HS256 pinned), API key hashing."""
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+JWT_ALGORITHM = "HS256"
+API_KEY_PREFIX = "rlk_"
+
+_password_hash = PasswordHash((Argon2Hasher(),))
+# Verified when the email is unknown, so that a login for a missing account costs the same.
+_DUMMY_HASH = _password_hash.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _password_hash.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    if password_hash is None:
+        _password_hash.verify(password, _DUMMY_HASH)
+        return False
+    return _password_hash.verify(password, password_hash)
+
+
+def create_access_token(user_id: uuid.UUID, key: str, lifetime: timedelta) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime, "typ": "access"}
+    return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
+
+
+def decode_access_token(token: str, key: str) -> uuid.UUID | None:
+    """The user id of a valid token, or None (bad signature, expired, wrong algorithm...)."""
+    try:
+        claims = jwt.decode(
+            token, key, algorithms=[JWT_ALGORITHM], options={"require": ["sub", "exp", "iat"]}
+        )
+        if claims.get("typ") != "access":
+            return None
+        return uuid.UUID(str(claims["sub"]))
+    except (jwt.PyJWTError, ValueError):
+        return None
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 for high-entropy secrets (API keys, invite codes): lookup by hash is safe."""
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,53 @@
+"""Who may read whose data: the one authorization door every read path goes through."""
+
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from api.errors import Forbidden, NotFound
+from models.api_key import ALL_SCOPES
+from models.coaching import Grant
+from models.user import User
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated person and what this credential may do."""
+
+    user: User
+    scopes: frozenset[str] = ALL_SCOPES
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.user.id
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    if scope not in caller.scopes:
+        raise Forbidden(f"This API key lacks the {scope!r} scope.")
+
+
+def has_live_grant(db: Session, coach_id: uuid.UUID, client_id: uuid.UUID) -> bool:
+    statement = (
+        select(Grant.id)
+        .where(Grant.coach_id == coach_id, Grant.client_id == client_id)
+        .where(Grant.revoked_at.is_(None))  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return db.exec(statement).first() is not None
+
+
+def readable_person(db: Session, caller: Caller, person_id: uuid.UUID, scope: str) -> uuid.UUID:
+    """The person id if the caller may read their data with `scope`; 404 otherwise.
+
+    A person reads their own data; a coach reads a client's while a grant is live (an API
+    key also needs `clients:read`). Anything else is indistinguishable from a missing person.
+    """
+    require_scope(caller, scope)
+    if person_id == caller.user_id:
+        return person_id
+    if "clients:read" in caller.scopes and has_live_grant(db, caller.user_id, person_id):
+        return person_id
+    raise NotFound("No such client.")

@@ -1,0 +1,126 @@
+"""Accounts: registration, login, the caller's profile, API keys."""
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from api.config import Settings, signing_key
+from api.errors import Conflict, NotFound, Unauthorized
+from api.security import (
+    create_access_token,
+    decode_access_token,
+    hash_password,
+    hash_secret,
+    new_api_key,
+    verify_password,
+)
+from api.services.access import Caller
+from models.api_key import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from models.base import utc_now
+from models.user import Token, User, UserCreate, UserPublic, UserUpdate
+
+
+def public_user(user: User) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+def register(db: Session, data: UserCreate) -> UserPublic:
+    email = data.email.lower()
+    if db.exec(select(User.id).where(User.email == email)).first() is not None:
+        raise Conflict("An account with this email already exists.")
+    user = User(
+        email=email,
+        password_hash=hash_password(data.password),
+        display_name=data.display_name,
+        timezone=data.timezone,
+    )
+    db.add(user)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict("An account with this email already exists.") from None
+    return public_user(user)
+
+
+def authenticate(db: Session, email: str, password: str) -> User:
+    user = db.exec(select(User).where(User.email == email.lower())).first()
+    # Always verify a hash, so an unknown email costs as much as a wrong password.
+    if not verify_password(password, user.password_hash if user else None) or user is None:
+        raise Unauthorized("Incorrect email or password.")
+    return user
+
+
+def issue_token(user: User, settings: Settings) -> Token:
+    lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+    token = create_access_token(user.id, signing_key(settings), lifetime)
+    return Token(access_token=token, token_type="bearer", expires_in=int(lifetime.total_seconds()))
+
+
+def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
+    user_id = decode_access_token(token, signing_key(settings))
+    user = db.get(User, user_id) if user_id else None
+    if user is None:
+        raise Unauthorized("Invalid or expired access token.")
+    return Caller(user=user)
+
+
+def caller_from_api_key(db: Session, key: str) -> Caller:
+    row = db.exec(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)  # type: ignore[arg-type]
+        .where(ApiKey.key_hash == hash_secret(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if row is None:
+        raise Unauthorized("Invalid or revoked API key.")
+    api_key, user = row
+    return Caller(user=user, scopes=frozenset(api_key.scopes.split()), api_key_id=api_key.id)
+
+
+def update_me(db: Session, user: User, data: UserUpdate) -> UserPublic:
+    user = db.merge(user)
+    for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(user, name, value)
+    db.add(user)
+    db.commit()
+    return public_user(user)
+
+
+def _public_key(api_key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=api_key.id,
+        name=api_key.name,
+        scopes=api_key.scopes.split(),  # type: ignore[arg-type]
+        created_at=api_key.created_at,
+    )
+
+
+def create_api_key(db: Session, user_id: uuid.UUID, data: ApiKeyCreate) -> ApiKeyCreated:
+    key = new_api_key()
+    scopes = sorted(set(data.scopes))
+    api_key = ApiKey(
+        user_id=user_id, name=data.name, scopes=" ".join(scopes), key_hash=hash_secret(key)
+    )
+    db.add(api_key)
+    db.commit()
+    return ApiKeyCreated(**_public_key(api_key).model_dump(), key=key)
+
+
+def list_api_keys(db: Session, user_id: uuid.UUID) -> list[ApiKeyPublic]:
+    rows = db.exec(
+        select(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+        .order_by(ApiKey.created_at)  # type: ignore[arg-type]
+    )
+    return [_public_key(row) for row in rows]
+
+
+def revoke_api_key(db: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    api_key = db.get(ApiKey, key_id)
+    if api_key is None or api_key.user_id != user_id or api_key.revoked_at is not None:
+        raise NotFound("No such API key.")
+    api_key.revoked_at = utc_now()
+    db.add(api_key)
+    db.commit()

@@ -1,0 +1,436 @@
+"""Release sessions: create (idempotent), read, list, merge-patch, delete, batch."""
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import and_, delete, exists, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from api.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+    field_errors,
+)
+from api.services.sync import next_feed_seq
+from models.base import utc_now
+from models.release_session import (
+    BatchItemResult,
+    FieldError,
+    Rating,
+    RatingPublic,
+    ReleaseSession,
+    SessionCreate,
+    SessionFields,
+    SessionList,
+    SessionPublic,
+    SessionUpdate,
+)
+
+_CONTENT_FIELDS = (
+    "started_at",
+    "ended_at",
+    "tool",
+    "water_before_ml",
+    "water_after_ml",
+    "felt_unwell_after",
+    "notes",
+)
+
+
+@dataclass(frozen=True)
+class SessionFilters:
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    region: str | None = None
+    metric: str | None = None
+    complete: bool | None = None
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+def _etag_matches(if_match: str, version: int) -> bool:
+    current = etag(version)
+    for candidate in (part.strip() for part in if_match.split(",")):
+        if candidate == "*" or candidate.removeprefix("W/") == current:
+            return True
+    return False
+
+
+def _ratings_by_session(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Rating]]:
+    grouped: dict[uuid.UUID, list[Rating]] = {session_id: [] for session_id in session_ids}
+    if not session_ids:
+        return grouped
+    rows = db.execute(
+        select(Rating)
+        .where(Rating.session_id.in_(session_ids))  # type: ignore[attr-defined]
+        .order_by(Rating.session_id, Rating.position)
+    ).scalars()
+    for rating in rows:
+        grouped[rating.session_id].append(rating)
+    return grouped
+
+
+def _public(row: ReleaseSession, ratings: list[Rating]) -> SessionPublic:
+    return SessionPublic(
+        id=row.id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        tool=row.tool,
+        water_before_ml=row.water_before_ml,
+        water_after_ml=row.water_after_ml,
+        felt_unwell_after=row.felt_unwell_after,
+        notes=row.notes,
+        ratings=[
+            RatingPublic(
+                region=r.region, side=r.side, metric=r.metric, before=r.before, after=r.after
+            )
+            for r in ratings
+        ],
+        complete=row.complete,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def to_public_many(db: Session, rows: list[ReleaseSession]) -> list[SessionPublic]:
+    """Public shapes for many sessions, with every rating loaded in one query."""
+    ratings = _ratings_by_session(db, [row.id for row in rows if row.deleted_at is None])
+    return [_public(row, ratings.get(row.id, [])) for row in rows]
+
+
+def _live_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> ReleaseSession:
+    row = db.get(ReleaseSession, session_id, populate_existing=True)
+    if row is None or row.user_id != owner_id or row.deleted_at is not None:
+        raise NotFound("No such session.")
+    return row
+
+
+def get_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> SessionPublic:
+    row = _live_session(db, owner_id, session_id)
+    return to_public_many(db, [row])[0]
+
+
+def _encode_cursor(row: ReleaseSession) -> str:
+    raw = f"{row.started_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        started, session_id = raw.split("|")
+        started_at = datetime.fromisoformat(started)
+        if started_at.tzinfo is None:
+            raise ValueError("naive")
+        return started_at, uuid.UUID(session_id)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadRequest("Malformed cursor.") from None
+
+
+def list_sessions(
+    db: Session,
+    owner_id: uuid.UUID,
+    filters: SessionFilters,
+    limit: int,
+    cursor: str | None,
+) -> SessionList:
+    """The owner's live sessions, newest first, one page after `cursor`."""
+    statement = select(ReleaseSession).where(
+        ReleaseSession.user_id == owner_id,
+        ReleaseSession.deleted_at.is_(None),  # type: ignore[union-attr]
+    )
+    if filters.started_from is not None:
+        statement = statement.where(ReleaseSession.started_at >= filters.started_from)
+    if filters.started_to is not None:
+        statement = statement.where(ReleaseSession.started_at <= filters.started_to)
+    if filters.complete is not None:
+        statement = statement.where(ReleaseSession.complete == filters.complete)
+    if filters.region is not None or filters.metric is not None:
+        rated = select(Rating.session_id).where(Rating.session_id == ReleaseSession.id)
+        if filters.region is not None:
+            rated = rated.where(Rating.region == filters.region)
+        if filters.metric is not None:
+            rated = rated.where(Rating.metric == filters.metric)
+        statement = statement.where(exists(rated))
+    if cursor:
+        started_at, session_id = _decode_cursor(cursor)
+        statement = statement.where(
+            or_(
+                ReleaseSession.started_at < started_at,
+                and_(ReleaseSession.started_at == started_at, ReleaseSession.id < session_id),
+            )
+        )
+    statement = statement.order_by(
+        ReleaseSession.started_at.desc(),  # type: ignore[attr-defined]
+        ReleaseSession.id.desc(),  # type: ignore[attr-defined]
+    ).limit(limit + 1)
+    rows = list(db.execute(statement).scalars())
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return SessionList(items=to_public_many(db, rows[:limit]), next_cursor=next_cursor)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def _fingerprint(fields: SessionFields) -> str:
+    """A digest of the normalised body (UTC times, defaults filled) for idempotent replays."""
+    document = fields.model_dump(mode="json", exclude={"id"})
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _is_complete(fields: SessionFields) -> bool:
+    return all(rating.after is not None for rating in fields.ratings)
+
+
+def _rating_rows(
+    session_id: uuid.UUID, owner_id: uuid.UUID, fields: SessionFields
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "session_id": session_id,
+            "position": position,
+            "user_id": owner_id,
+            "started_at": fields.started_at,
+            "region": rating.region,
+            "side": rating.side,
+            "metric": rating.metric,
+            "before": rating.before,
+            "after": rating.after,
+        }
+        for position, rating in enumerate(fields.ratings)
+    ]
+
+
+def _new_row(
+    owner_id: uuid.UUID, session_id: uuid.UUID, fields: SessionFields, seq: int, digest: str
+) -> ReleaseSession:
+    now = utc_now()
+    return ReleaseSession(
+        id=session_id,
+        user_id=owner_id,
+        **{name: getattr(fields, name) for name in _CONTENT_FIELDS},
+        complete=_is_complete(fields),
+        version=1,
+        created_at=now,
+        updated_at=now,
+        change_seq=seq,
+        create_hash=digest,
+    )
+
+
+def _replay_outcome(existing: ReleaseSession, owner_id: uuid.UUID, digest: str) -> None:
+    """Raise unless `existing` is the very session this body created."""
+    if existing.user_id != owner_id or existing.deleted_at is not None:
+        raise Conflict("A session with this id already exists.")
+    if existing.create_hash != digest:
+        raise Conflict("A different session was already created under this id.")
+
+
+def create_session(
+    db: Session, owner_id: uuid.UUID, data: SessionCreate
+) -> tuple[SessionPublic, bool]:
+    """Create a session; returns (session, created). A replay of the same body is not created."""
+    seq = next_feed_seq(db, owner_id)  # serialises this person's writes (see sync.py)
+    digest = _fingerprint(data)
+    session_id = data.id or uuid.uuid4()
+    if data.id is not None:
+        existing = db.get(ReleaseSession, data.id, populate_existing=True)
+        if existing is not None:
+            db.rollback()
+            _replay_outcome(existing, owner_id, digest)
+            return get_session(db, owner_id, existing.id), False
+    row = _new_row(owner_id, session_id, data, seq, digest)
+    db.add(row)
+    try:
+        db.flush()
+        db.execute(insert(Rating), _rating_rows(session_id, owner_id, data))
+        db.commit()
+    except IntegrityError:
+        # Another person's concurrent create took this id.
+        db.rollback()
+        raise Conflict("A session with this id already exists.") from None
+    return _public(row, _ratings_from(session_id, owner_id, data)), True
+
+
+def _ratings_from(
+    session_id: uuid.UUID, owner_id: uuid.UUID, fields: SessionFields
+) -> list[Rating]:
+    return [Rating(**values) for values in _rating_rows(session_id, owner_id, fields)]
+
+
+def _current_fields(row: ReleaseSession, ratings: list[Rating]) -> dict[str, Any]:
+    document: dict[str, Any] = {name: getattr(row, name) for name in _CONTENT_FIELDS}
+    document["ratings"] = [
+        {
+            "region": r.region,
+            "side": r.side,
+            "metric": r.metric,
+            "before": r.before,
+            "after": r.after,
+        }
+        for r in ratings
+    ]
+    return document
+
+
+def _validated(document: dict[str, Any]) -> SessionFields:
+    try:
+        return SessionFields.model_validate(document)
+    except ValidationError as error:
+        errors = [
+            {"loc": ["body", *item["loc"]], "msg": item["msg"]}
+            for item in field_errors(error.errors())
+        ]
+        first = errors[0]
+        raise Unprocessable(
+            f"{'.'.join(str(part) for part in first['loc'][1:])}: {first['msg']}", errors
+        ) from None
+
+
+def update_session(
+    db: Session,
+    owner_id: uuid.UUID,
+    session_id: uuid.UUID,
+    patch: SessionUpdate,
+    if_match: str | None,
+) -> SessionPublic:
+    seq = next_feed_seq(db, owner_id)
+    row = _live_session(db, owner_id, session_id)
+    if if_match is not None and not _etag_matches(if_match, row.version):
+        raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
+    ratings = _ratings_by_session(db, [row.id])[row.id]
+    current = _current_fields(row, ratings)
+    changes = patch.model_dump(exclude_unset=True)
+    if "ratings" in changes:
+        changes["ratings"] = [rating.model_dump() for rating in patch.ratings or []]
+    merged = _validated({**current, **changes})
+    if merged == _validated(current):
+        db.rollback()
+        return _public(row, ratings)
+    for name in _CONTENT_FIELDS:
+        setattr(row, name, getattr(merged, name))
+    row.complete = _is_complete(merged)
+    row.version += 1
+    row.updated_at = utc_now()
+    row.change_seq = seq
+    db.add(row)
+    db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
+    db.execute(insert(Rating), _rating_rows(row.id, owner_id, merged))
+    db.commit()
+    return _public(row, _ratings_from(row.id, owner_id, merged))
+
+
+def delete_session(
+    db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, if_match: str | None = None
+) -> None:
+    """Delete the session's content, keeping a tombstone for the sync feed."""
+    seq = next_feed_seq(db, owner_id)
+    row = _live_session(db, owner_id, session_id)
+    if if_match is not None and not _etag_matches(if_match, row.version):
+        raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
+    now = utc_now()
+    row.deleted_at = now
+    row.updated_at = now
+    row.version += 1
+    row.change_seq = seq
+    for name in (
+        "ended_at",
+        "tool",
+        "water_before_ml",
+        "water_after_ml",
+        "felt_unwell_after",
+        "notes",
+    ):
+        setattr(row, name, None)
+    db.add(row)
+    db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
+    db.commit()
+
+
+# --- batch -------------------------------------------------------------------------------
+
+
+def _item_id(item: dict[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(item["id"])) if item.get("id") is not None else None
+    except (ValueError, TypeError):
+        return None
+
+
+def create_batch(
+    db: Session, owner_id: uuid.UUID, items: list[dict[str, Any]]
+) -> list[BatchItemResult]:
+    """Each item handled as a single create would be, in one transaction; results in order."""
+    parsed: list[SessionCreate | list[FieldError]] = []
+    for item in items:
+        try:
+            parsed.append(SessionCreate.model_validate(item))
+        except ValidationError as error:
+            parsed.append([FieldError(**e) for e in field_errors(error.errors())])
+    valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
+    first_seq = next_feed_seq(db, owner_id, max(len(valid), 1))
+    known_ids = [entry.id for entry in valid if entry.id is not None]
+    existing: dict[uuid.UUID, tuple[uuid.UUID, str, bool]] = {}
+    if known_ids:
+        rows = db.execute(
+            select(
+                ReleaseSession.id,
+                ReleaseSession.user_id,
+                ReleaseSession.create_hash,
+                ReleaseSession.deleted_at,
+            ).where(ReleaseSession.id.in_(known_ids))  # type: ignore[attr-defined]
+        )
+        existing = {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
+
+    results: list[BatchItemResult] = []
+    session_rows: list[dict[str, Any]] = []
+    rating_rows: list[dict[str, Any]] = []
+    seq = first_seq
+    for item, entry in zip(items, parsed, strict=True):
+        if not isinstance(entry, SessionCreate):
+            results.append(BatchItemResult(id=_item_id(item), status="invalid", errors=entry))
+            continue
+        digest = _fingerprint(entry)
+        session_id = entry.id or uuid.uuid4()
+        if session_id in existing:
+            holder, stored_digest, deleted = existing[session_id]
+            same = holder == owner_id and stored_digest == digest and not deleted
+            results.append(
+                BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
+            )
+            continue
+        row = _new_row(owner_id, session_id, entry, seq, digest)
+        session_rows.append(row.model_dump())
+        rating_rows.extend(_rating_rows(session_id, owner_id, entry))
+        existing[session_id] = (owner_id, digest, False)
+        results.append(BatchItemResult(id=session_id, status="created"))
+        seq += 1
+    if session_rows:
+        try:
+            db.execute(insert(ReleaseSession), session_rows)
+            db.execute(insert(Rating), rating_rows)
+        except IntegrityError:
+            db.rollback()
+            raise Conflict(
+                "Another request created one of these ids at the same time; retry the batch."
+            ) from None
+    db.commit()
+    return results

@@ -1,0 +1,114 @@
+"""The sync feed: positions of changes, and reading the changes after a token.
+
+Why a client following `next_since` never misses a change
+-------------------------------------------------------
+Every write to a person's sessions first increments `user_account.feed_seq` with
+`UPDATE ... RETURNING`, and stamps the changed session with the new value. That UPDATE takes
+the person's row lock (PostgreSQL) or the database write lock (SQLite, where every
+transaction is BEGIN IMMEDIATE) and holds it until commit. So for one person, the
+transaction holding position N commits before any transaction can even obtain N+1: positions
+become visible strictly in order, and a reader that has seen N has seen everything below it.
+(A global auto-increment would not do: on PostgreSQL, 41 may commit after 42.)
+
+A session keeps only its latest position, so a session changed several times between polls
+appears once, in its latest state, and never an older state after a newer one.
+"""
+
+import base64
+import binascii
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from api.errors import BadRequest, Gone
+from models.release_session import ReleaseSession
+from models.user import User
+
+_TOKEN_PREFIX = b"rl1:"
+
+
+def next_feed_seq(db: Session, user_id: uuid.UUID, count: int = 1) -> int:
+    """Reserve `count` feed positions for the user; returns the first. Locks the user row."""
+    statement = (
+        update(User)
+        .where(User.id == user_id)  # type: ignore[arg-type]
+        .values(feed_seq=User.feed_seq + count)
+        .returning(User.feed_seq)
+    )
+    last = db.execute(statement).scalar_one()
+    return int(last) - count + 1
+
+
+def encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(_TOKEN_PREFIX + str(seq).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise BadRequest("Malformed 'since' token.") from None
+    if not raw.startswith(_TOKEN_PREFIX) or not raw[len(_TOKEN_PREFIX) :].isdigit():
+        raise BadRequest("Malformed 'since' token.")
+    return int(raw[len(_TOKEN_PREFIX) :])
+
+
+def changed_sessions(
+    db: Session, user_id: uuid.UUID, since: str, limit: int
+) -> tuple[list[ReleaseSession], str, bool]:
+    """Sessions changed after `since`, oldest change first; plus next token and has_more."""
+    position = decode_token(since)
+    user = db.get(User, user_id)
+    assert user is not None
+    if position > user.feed_seq:
+        raise BadRequest("Unknown 'since' token.")
+    if since and position < user.feed_purged_seq:
+        raise Gone(
+            "This sync token is older than the deletion history kept on the server. "
+            "Discard the local copy and resync from the beginning (empty 'since')."
+        )
+    rows = list(
+        db.execute(
+            select(ReleaseSession)
+            .where(ReleaseSession.user_id == user_id, ReleaseSession.change_seq > position)
+            .order_by(ReleaseSession.change_seq)
+            .limit(limit + 1)
+        ).scalars()
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_position = rows[-1].change_seq if rows else position
+    return rows, encode_token(next_position), has_more
+
+
+def purge_tombstones(db: Session, now: datetime, retention: timedelta) -> int:
+    """Delete tombstones older than the retention; older tokens then answer 410."""
+    cutoff = now - retention
+    old = (
+        select(ReleaseSession.user_id, func.max(ReleaseSession.change_seq))
+        .where(ReleaseSession.deleted_at.is_not(None))  # type: ignore[union-attr]
+        .where(ReleaseSession.deleted_at < cutoff)  # type: ignore[operator]
+        .group_by(ReleaseSession.user_id)
+    )
+    watermarks = db.execute(old).all()
+    purged = 0
+    for user_id, max_seq in watermarks:
+        db.execute(
+            update(User)
+            .where(User.id == user_id, User.feed_purged_seq < max_seq)  # type: ignore[arg-type]
+            .values(feed_purged_seq=max_seq)
+        )
+        result = db.execute(
+            ReleaseSession.__table__.delete().where(  # type: ignore[attr-defined]
+                ReleaseSession.user_id == user_id,
+                ReleaseSession.deleted_at.is_not(None),  # type: ignore[union-attr]
+                ReleaseSession.deleted_at < cutoff,  # type: ignore[operator]
+            )
+        )
+        purged += result.rowcount or 0
+    db.commit()
+    return purged

@@ -1,0 +1,8 @@
+"""SQLModel tables and API schemas. Importing this package registers every table."""
+
+from models.api_key import ApiKey
+from models.coaching import Grant, Invite
+from models.release_session import Rating, ReleaseSession
+from models.user import User
+
+__all__ = ["ApiKey", "Grant", "Invite", "Rating", "ReleaseSession", "User"]
