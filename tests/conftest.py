@@ -4,6 +4,7 @@ TEST_DATABASE_URL selects the backend: unset, a SQLite file in a temporary direc
 PostgreSQL URL, a database created for this run (and dropped afterwards) on that server.
 """
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from sqlmodel import SQLModel
 from alembic import command
 from api.config import Settings
 from api.main import create_app
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -89,7 +92,9 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "app" not in request.fixturenames:
         return
-    engine = request.getfixturevalue("app").state.engine
+    app = request.getfixturevalue("app")
+    app.state.login_limiter.reset()
+    engine = app.state.engine
     with engine.begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())

@@ -21,6 +21,10 @@ class LoginLimiter:
         self._per_account = parse(settings.login_limit_per_account)
         self._per_address = parse(settings.login_limit_per_address)
 
+    def reset(self) -> None:
+        """Forget every counter (tests)."""
+        self._limiter.storage.reset()
+
     def hit(self, email: str, address: str) -> None:
         """Record one attempt; raise 429 with Retry-After once either limit is exceeded."""
         checks = (

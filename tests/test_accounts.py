@@ -1,0 +1,175 @@
+"""Accounts: register, token, /v1/me, API keys."""
+
+import pytest
+
+from tests.conftest import Person
+
+REGISTER = "/v1/auth/register"
+
+
+def _register(client, **overrides):
+    body = {"email": "Ana@Example.com", "password": "long enough secret", "display_name": "Ana"}
+    body.update(overrides)
+    return client.post(REGISTER, json=body)
+
+
+def test_register_returns_the_user_with_defaults(client):
+    response = _register(client)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["email"] == "ana@example.com"
+    assert body["display_name"] == "Ana"
+    assert body["timezone"] == "UTC"
+    assert body["created_at"].endswith("Z")
+    assert set(body) == {"id", "email", "display_name", "timezone", "created_at"}
+
+
+def test_email_is_case_insensitive_and_unique(client):
+    assert _register(client).status_code == 201
+    duplicate = _register(client, email="ANA@example.COM")
+    assert duplicate.status_code == 409
+    assert duplicate.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"password": "short"}, "password"),
+        ({"email": "not-an-email"}, "email"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"display_name": ""}, "display_name"),
+        ({"is_admin": True}, "is_admin"),
+    ],
+)
+def test_register_validation(client, overrides, field):
+    response = _register(client, **overrides)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["status"] == 422
+    assert any(field in error["loc"] for error in body["errors"])
+
+
+def test_token_and_me(client):
+    _register(client, timezone="Europe/Berlin")
+    token = client.post(
+        "/v1/auth/token", data={"username": "ANA@example.com", "password": "long enough secret"}
+    )
+    assert token.status_code == 200
+    body = token.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 3600
+    me = client.get("/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["timezone"] == "Europe/Berlin"
+
+
+def test_wrong_credentials_are_401_alike(client):
+    _register(client)
+    wrong_password = client.post(
+        "/v1/auth/token", data={"username": "ana@example.com", "password": "wrong password!"}
+    )
+    unknown_email = client.post(
+        "/v1/auth/token", data={"username": "nobody@example.com", "password": "wrong password!"}
+    )
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    assert wrong_password.json() == unknown_email.json()
+
+
+def test_login_is_rate_limited_per_account(client):
+    _register(client)
+    statuses = [
+        client.post(
+            "/v1/auth/token", data={"username": "ana@example.com", "password": "wrong password!"}
+        ).status_code
+        for _ in range(11)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert statuses[10] == 429
+
+
+def test_rate_limit_answer_has_retry_after(client):
+    _register(client, email="rl@example.com")
+    for _ in range(10):
+        client.post("/v1/auth/token", data={"username": "rl@example.com", "password": "x" * 10})
+    limited = client.post(
+        "/v1/auth/token", data={"username": "rl@example.com", "password": "long enough secret"}
+    )
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["content-type"] == "application/problem+json"
+
+
+def test_requests_without_credentials_are_401(client):
+    response = client.get("/v1/me")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert client.get("/v1/me", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+
+def test_patch_me(client, alice: Person):
+    response = client.patch(
+        "/v1/me",
+        json={"display_name": "Alice B", "timezone": "America/New_York"},
+        headers=alice.headers,
+    )
+    assert response.status_code == 200
+    assert response.json()["display_name"] == "Alice B"
+    assert client.get("/v1/me", headers=alice.headers).json()["timezone"] == "America/New_York"
+    bad = client.patch("/v1/me", json={"timezone": "Nowhere"}, headers=alice.headers)
+    assert bad.status_code == 422
+    assert client.patch("/v1/me", json={"email": "x@y.z"}, headers=alice.headers).status_code == 422
+
+
+def test_api_key_lifecycle(client, alice: Person, bob: Person):
+    created = client.post(
+        "/v1/api-keys",
+        json={"name": "dashboard", "scopes": ["sessions:read"]},
+        headers=alice.headers,
+    )
+    assert created.status_code == 201
+    key = created.json()["key"]
+    key_id = created.json()["id"]
+    assert created.json()["scopes"] == ["sessions:read"]
+
+    listed = client.get("/v1/api-keys", headers=alice.headers).json()["items"]
+    assert [item["id"] for item in listed] == [key_id]
+    assert "key" not in listed[0]
+    assert client.get("/v1/api-keys", headers=bob.headers).json()["items"] == []
+
+    as_key = {"X-API-Key": key}
+    assert client.get("/v1/sessions", headers=as_key).status_code == 200
+    # Outside its scopes: 403.
+    denied = client.post("/v1/sessions", json={}, headers=as_key)
+    assert denied.status_code == 403
+    # A key cannot mint keys.
+    assert (
+        client.post(
+            "/v1/api-keys", json={"name": "x", "scopes": ["sessions:write"]}, headers=as_key
+        ).status_code
+        == 403
+    )
+
+    # Bob cannot revoke Alice's key.
+    assert client.delete(f"/v1/api-keys/{key_id}", headers=bob.headers).status_code == 404
+    assert client.delete(f"/v1/api-keys/{key_id}", headers=alice.headers).status_code == 204
+    assert client.get("/v1/sessions", headers=as_key).status_code == 401
+    assert client.delete(f"/v1/api-keys/{key_id}", headers=alice.headers).status_code == 404
+
+
+def test_api_key_scopes_are_validated(client, alice: Person):
+    response = client.post(
+        "/v1/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=alice.headers
+    )
+    assert response.status_code == 422
+
+
+def test_api_keys_are_stored_hashed(client, app, alice: Person):
+    key = client.post(
+        "/v1/api-keys", json={"name": "x", "scopes": ["sessions:read"]}, headers=alice.headers
+    ).json()["key"]
+    with app.state.engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT key_hash FROM api_key").scalar_one()
+        password = connection.exec_driver_sql("SELECT password_hash FROM user_account").first()[0]
+    assert key not in stored
+    assert len(stored) == 64
+    assert password.startswith("$argon2")
