@@ -1,6 +1,9 @@
 """Engines and sessions: one engine per DATABASE_URL, one transaction per request."""
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -25,10 +28,18 @@ def _configure_sqlite(engine: Engine, settings: Settings) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        # BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies and two
-        # writers never deadlock upgrading read locks ("database is locked"). It also makes
-        # writers commit in the order they began, which the sync feed relies on.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writes (see write_transaction) BEGIN IMMEDIATE: they take the write lock up front,
+        # so the busy timeout applies and no writer fails upgrading a read lock ("database is
+        # locked"); writers also commit in the order they began, which the sync feed relies
+        # on. Reads BEGIN DEFERRED and never wait for writers (WAL).
+        mode = "IMMEDIATE" if connection.get_execution_options().get(_WRITE_OPTION) else "DEFERRED"
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+_WRITE_OPTION = "releaselog_write"
+# One lock per SQLite engine: this process's writers queue here, in order, instead of
+# polling SQLite's busy handler. Other processes are still kept out by BEGIN IMMEDIATE.
+_SQLITE_WRITE_LOCKS: "WeakKeyDictionary[Engine, threading.Lock]" = WeakKeyDictionary()
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -41,6 +52,7 @@ def create_db_engine(settings: Settings) -> Engine:
             max_overflow=settings.db_max_overflow,
         )
         _configure_sqlite(engine, settings)
+        _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
         return engine
     connect_args: dict[str, object] = {}
     if url.get_backend_name() == "postgresql" and settings.db_statement_timeout_ms:
@@ -53,6 +65,29 @@ def create_db_engine(settings: Settings) -> Engine:
         pool_timeout=30,
         connect_args=connect_args,
     )
+
+
+@contextmanager
+def write_transaction(db: Session) -> Iterator[None]:
+    """Run the block as this request's one write transaction; the block commits.
+
+    Any read transaction the request had open (authentication) is ended first, and on SQLite
+    the new transaction begins IMMEDIATE under the process's write lock. On an exception the
+    transaction is rolled back before the lock is released.
+    """
+    engine = db.get_bind()
+    lock = _SQLITE_WRITE_LOCKS.get(engine) if isinstance(engine, Engine) else None
+    with lock or nullcontext():
+        if db.in_transaction():
+            db.commit()
+        db.connection(execution_options={_WRITE_OPTION: True})
+        try:
+            yield
+        except BaseException:
+            db.rollback()
+            raise
+        if db.in_transaction():
+            db.rollback()
 
 
 def session_scope(engine: Engine) -> Iterator[Session]:

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api.config import Settings, signing_key
+from api.db import write_transaction
 from api.errors import Conflict, NotFound, Unauthorized
 from api.security import (
     create_access_token,
@@ -27,22 +28,23 @@ def public_user(user: User) -> UserPublic:
 
 
 def register(db: Session, data: UserCreate) -> UserPublic:
-    email = data.email.lower()
-    if db.exec(select(User.id).where(User.email == email)).first() is not None:
-        raise Conflict("An account with this email already exists.")
-    user = User(
-        email=email,
-        password_hash=hash_password(data.password),
-        display_name=data.display_name,
-        timezone=data.timezone,
-    )
-    db.add(user)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise Conflict("An account with this email already exists.") from None
-    return public_user(user)
+    with write_transaction(db):
+        email = data.email.lower()
+        if db.exec(select(User.id).where(User.email == email)).first() is not None:
+            raise Conflict("An account with this email already exists.")
+        user = User(
+            email=email,
+            password_hash=hash_password(data.password),
+            display_name=data.display_name,
+            timezone=data.timezone,
+        )
+        db.add(user)
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()
+            raise Conflict("An account with this email already exists.") from None
+        return public_user(user)
 
 
 def authenticate(db: Session, email: str, password: str) -> User:
@@ -80,12 +82,13 @@ def caller_from_api_key(db: Session, key: str) -> Caller:
 
 
 def update_me(db: Session, user: User, data: UserUpdate) -> UserPublic:
-    user = db.merge(user)
-    for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(user, name, value)
-    db.add(user)
-    db.commit()
-    return public_user(user)
+    with write_transaction(db):
+        user = db.merge(user)
+        for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+            setattr(user, name, value)
+        db.add(user)
+        db.commit()
+        return public_user(user)
 
 
 def _public_key(api_key: ApiKey) -> ApiKeyPublic:
@@ -98,14 +101,15 @@ def _public_key(api_key: ApiKey) -> ApiKeyPublic:
 
 
 def create_api_key(db: Session, user_id: uuid.UUID, data: ApiKeyCreate) -> ApiKeyCreated:
-    key = new_api_key()
-    scopes = sorted(set(data.scopes))
-    api_key = ApiKey(
-        user_id=user_id, name=data.name, scopes=" ".join(scopes), key_hash=hash_secret(key)
-    )
-    db.add(api_key)
-    db.commit()
-    return ApiKeyCreated(**_public_key(api_key).model_dump(), key=key)
+    with write_transaction(db):
+        key = new_api_key()
+        scopes = sorted(set(data.scopes))
+        api_key = ApiKey(
+            user_id=user_id, name=data.name, scopes=" ".join(scopes), key_hash=hash_secret(key)
+        )
+        db.add(api_key)
+        db.commit()
+        return ApiKeyCreated(**_public_key(api_key).model_dump(), key=key)
 
 
 def list_api_keys(db: Session, user_id: uuid.UUID) -> list[ApiKeyPublic]:
@@ -118,9 +122,10 @@ def list_api_keys(db: Session, user_id: uuid.UUID) -> list[ApiKeyPublic]:
 
 
 def revoke_api_key(db: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
-    api_key = db.get(ApiKey, key_id)
-    if api_key is None or api_key.user_id != user_id or api_key.revoked_at is not None:
-        raise NotFound("No such API key.")
-    api_key.revoked_at = utc_now()
-    db.add(api_key)
-    db.commit()
+    with write_transaction(db):
+        api_key = db.get(ApiKey, key_id)
+        if api_key is None or api_key.user_id != user_id or api_key.revoked_at is not None:
+            raise NotFound("No such API key.")
+        api_key.revoked_at = utc_now()
+        db.add(api_key)
+        db.commit()

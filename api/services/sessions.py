@@ -14,6 +14,7 @@ from sqlalchemy import and_, delete, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.db import write_transaction
 from api.errors import (
     BadRequest,
     Conflict,
@@ -248,26 +249,27 @@ def create_session(
     db: Session, owner_id: uuid.UUID, data: SessionCreate
 ) -> tuple[SessionPublic, bool]:
     """Create a session; returns (session, created). A replay of the same body is not created."""
-    seq = next_feed_seq(db, owner_id)  # serialises this person's writes (see sync.py)
-    digest = _fingerprint(data)
-    session_id = data.id or uuid.uuid4()
-    if data.id is not None:
-        existing = db.get(ReleaseSession, data.id, populate_existing=True)
-        if existing is not None:
+    with write_transaction(db):
+        seq = next_feed_seq(db, owner_id)  # serialises this person's writes (see sync.py)
+        digest = _fingerprint(data)
+        session_id = data.id or uuid.uuid4()
+        if data.id is not None:
+            existing = db.get(ReleaseSession, data.id, populate_existing=True)
+            if existing is not None:
+                db.rollback()
+                _replay_outcome(existing, owner_id, digest)
+                return get_session(db, owner_id, existing.id), False
+        row = _new_row(owner_id, session_id, data, seq, digest)
+        db.add(row)
+        try:
+            db.flush()
+            db.execute(insert(Rating), _rating_rows(session_id, owner_id, data))
+            db.commit()
+        except IntegrityError:
+            # Another person's concurrent create took this id.
             db.rollback()
-            _replay_outcome(existing, owner_id, digest)
-            return get_session(db, owner_id, existing.id), False
-    row = _new_row(owner_id, session_id, data, seq, digest)
-    db.add(row)
-    try:
-        db.flush()
-        db.execute(insert(Rating), _rating_rows(session_id, owner_id, data))
-        db.commit()
-    except IntegrityError:
-        # Another person's concurrent create took this id.
-        db.rollback()
-        raise Conflict("A session with this id already exists.") from None
-    return _public(row, _ratings_from(session_id, owner_id, data)), True
+            raise Conflict("A session with this id already exists.") from None
+        return _public(row, _ratings_from(session_id, owner_id, data)), True
 
 
 def _ratings_from(
@@ -312,57 +314,59 @@ def update_session(
     patch: SessionUpdate,
     if_match: str | None,
 ) -> SessionPublic:
-    seq = next_feed_seq(db, owner_id)
-    row = _live_session(db, owner_id, session_id)
-    if if_match is not None and not _etag_matches(if_match, row.version):
-        raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
-    ratings = _ratings_by_session(db, [row.id])[row.id]
-    current = _current_fields(row, ratings)
-    changes = patch.model_dump(exclude_unset=True)
-    if "ratings" in changes:
-        changes["ratings"] = [rating.model_dump() for rating in patch.ratings or []]
-    merged = _validated({**current, **changes})
-    if merged == _validated(current):
-        db.rollback()
-        return _public(row, ratings)
-    for name in _CONTENT_FIELDS:
-        setattr(row, name, getattr(merged, name))
-    row.complete = _is_complete(merged)
-    row.version += 1
-    row.updated_at = utc_now()
-    row.change_seq = seq
-    db.add(row)
-    db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-    db.execute(insert(Rating), _rating_rows(row.id, owner_id, merged))
-    db.commit()
-    return _public(row, _ratings_from(row.id, owner_id, merged))
+    with write_transaction(db):
+        seq = next_feed_seq(db, owner_id)
+        row = _live_session(db, owner_id, session_id)
+        if if_match is not None and not _etag_matches(if_match, row.version):
+            raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
+        ratings = _ratings_by_session(db, [row.id])[row.id]
+        current = _current_fields(row, ratings)
+        changes = patch.model_dump(exclude_unset=True)
+        if "ratings" in changes:
+            changes["ratings"] = [rating.model_dump() for rating in patch.ratings or []]
+        merged = _validated({**current, **changes})
+        if merged == _validated(current):
+            db.rollback()
+            return _public(row, ratings)
+        for name in _CONTENT_FIELDS:
+            setattr(row, name, getattr(merged, name))
+        row.complete = _is_complete(merged)
+        row.version += 1
+        row.updated_at = utc_now()
+        row.change_seq = seq
+        db.add(row)
+        db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
+        db.execute(insert(Rating), _rating_rows(row.id, owner_id, merged))
+        db.commit()
+        return _public(row, _ratings_from(row.id, owner_id, merged))
 
 
 def delete_session(
     db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, if_match: str | None = None
 ) -> None:
     """Delete the session's content, keeping a tombstone for the sync feed."""
-    seq = next_feed_seq(db, owner_id)
-    row = _live_session(db, owner_id, session_id)
-    if if_match is not None and not _etag_matches(if_match, row.version):
-        raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
-    now = utc_now()
-    row.deleted_at = now
-    row.updated_at = now
-    row.version += 1
-    row.change_seq = seq
-    for name in (
-        "ended_at",
-        "tool",
-        "water_before_ml",
-        "water_after_ml",
-        "felt_unwell_after",
-        "notes",
-    ):
-        setattr(row, name, None)
-    db.add(row)
-    db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-    db.commit()
+    with write_transaction(db):
+        seq = next_feed_seq(db, owner_id)
+        row = _live_session(db, owner_id, session_id)
+        if if_match is not None and not _etag_matches(if_match, row.version):
+            raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
+        now = utc_now()
+        row.deleted_at = now
+        row.updated_at = now
+        row.version += 1
+        row.change_seq = seq
+        for name in (
+            "ended_at",
+            "tool",
+            "water_before_ml",
+            "water_after_ml",
+            "felt_unwell_after",
+            "notes",
+        ):
+            setattr(row, name, None)
+        db.add(row)
+        db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
+        db.commit()
 
 
 # --- batch -------------------------------------------------------------------------------
@@ -379,58 +383,59 @@ def create_batch(
     db: Session, owner_id: uuid.UUID, items: list[dict[str, Any]]
 ) -> list[BatchItemResult]:
     """Each item handled as a single create would be, in one transaction; results in order."""
-    parsed: list[SessionCreate | list[FieldError]] = []
-    for item in items:
-        try:
-            parsed.append(SessionCreate.model_validate(item))
-        except ValidationError as error:
-            parsed.append([FieldError(**e) for e in field_errors(error.errors())])
-    valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
-    first_seq = next_feed_seq(db, owner_id, max(len(valid), 1))
-    known_ids = [entry.id for entry in valid if entry.id is not None]
-    existing: dict[uuid.UUID, tuple[uuid.UUID, str, bool]] = {}
-    if known_ids:
-        rows = db.execute(
-            select(
-                ReleaseSession.id,
-                ReleaseSession.user_id,
-                ReleaseSession.create_hash,
-                ReleaseSession.deleted_at,
-            ).where(ReleaseSession.id.in_(known_ids))  # type: ignore[attr-defined]
-        )
-        existing = {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
-
-    results: list[BatchItemResult] = []
-    session_rows: list[dict[str, Any]] = []
-    rating_rows: list[dict[str, Any]] = []
-    seq = first_seq
-    for item, entry in zip(items, parsed, strict=True):
-        if not isinstance(entry, SessionCreate):
-            results.append(BatchItemResult(id=_item_id(item), status="invalid", errors=entry))
-            continue
-        digest = _fingerprint(entry)
-        session_id = entry.id or uuid.uuid4()
-        if session_id in existing:
-            holder, stored_digest, deleted = existing[session_id]
-            same = holder == owner_id and stored_digest == digest and not deleted
-            results.append(
-                BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
+    with write_transaction(db):
+        parsed: list[SessionCreate | list[FieldError]] = []
+        for item in items:
+            try:
+                parsed.append(SessionCreate.model_validate(item))
+            except ValidationError as error:
+                parsed.append([FieldError(**e) for e in field_errors(error.errors())])
+        valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
+        first_seq = next_feed_seq(db, owner_id, max(len(valid), 1))
+        known_ids = [entry.id for entry in valid if entry.id is not None]
+        existing: dict[uuid.UUID, tuple[uuid.UUID, str, bool]] = {}
+        if known_ids:
+            rows = db.execute(
+                select(
+                    ReleaseSession.id,
+                    ReleaseSession.user_id,
+                    ReleaseSession.create_hash,
+                    ReleaseSession.deleted_at,
+                ).where(ReleaseSession.id.in_(known_ids))  # type: ignore[attr-defined]
             )
-            continue
-        row = _new_row(owner_id, session_id, entry, seq, digest)
-        session_rows.append(row.model_dump())
-        rating_rows.extend(_rating_rows(session_id, owner_id, entry))
-        existing[session_id] = (owner_id, digest, False)
-        results.append(BatchItemResult(id=session_id, status="created"))
-        seq += 1
-    if session_rows:
-        try:
-            db.execute(insert(ReleaseSession), session_rows)
-            db.execute(insert(Rating), rating_rows)
-        except IntegrityError:
-            db.rollback()
-            raise Conflict(
-                "Another request created one of these ids at the same time; retry the batch."
-            ) from None
-    db.commit()
-    return results
+            existing = {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
+
+        results: list[BatchItemResult] = []
+        session_rows: list[dict[str, Any]] = []
+        rating_rows: list[dict[str, Any]] = []
+        seq = first_seq
+        for item, entry in zip(items, parsed, strict=True):
+            if not isinstance(entry, SessionCreate):
+                results.append(BatchItemResult(id=_item_id(item), status="invalid", errors=entry))
+                continue
+            digest = _fingerprint(entry)
+            session_id = entry.id or uuid.uuid4()
+            if session_id in existing:
+                holder, stored_digest, deleted = existing[session_id]
+                same = holder == owner_id and stored_digest == digest and not deleted
+                results.append(
+                    BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
+                )
+                continue
+            row = _new_row(owner_id, session_id, entry, seq, digest)
+            session_rows.append(row.model_dump())
+            rating_rows.extend(_rating_rows(session_id, owner_id, entry))
+            existing[session_id] = (owner_id, digest, False)
+            results.append(BatchItemResult(id=session_id, status="created"))
+            seq += 1
+        if session_rows:
+            try:
+                db.execute(insert(ReleaseSession), session_rows)
+                db.execute(insert(Rating), rating_rows)
+            except IntegrityError:
+                db.rollback()
+                raise Conflict(
+                    "Another request created one of these ids at the same time; retry the batch."
+                ) from None
+        db.commit()
+        return results

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from api.db import write_transaction
 from api.errors import BadRequest, Gone
 from models.release_session import ReleaseSession
 from models.user import User
@@ -87,28 +88,29 @@ def changed_sessions(
 
 def purge_tombstones(db: Session, now: datetime, retention: timedelta) -> int:
     """Delete tombstones older than the retention; older tokens then answer 410."""
-    cutoff = now - retention
-    old = (
-        select(ReleaseSession.user_id, func.max(ReleaseSession.change_seq))
-        .where(ReleaseSession.deleted_at.is_not(None))  # type: ignore[union-attr]
-        .where(ReleaseSession.deleted_at < cutoff)  # type: ignore[operator]
-        .group_by(ReleaseSession.user_id)
-    )
-    watermarks = db.execute(old).all()
-    purged = 0
-    for user_id, max_seq in watermarks:
-        db.execute(
-            update(User)
-            .where(User.id == user_id, User.feed_purged_seq < max_seq)  # type: ignore[arg-type]
-            .values(feed_purged_seq=max_seq)
+    with write_transaction(db):
+        cutoff = now - retention
+        old = (
+            select(ReleaseSession.user_id, func.max(ReleaseSession.change_seq))
+            .where(ReleaseSession.deleted_at.is_not(None))  # type: ignore[union-attr]
+            .where(ReleaseSession.deleted_at < cutoff)  # type: ignore[operator]
+            .group_by(ReleaseSession.user_id)
         )
-        result = db.execute(
-            ReleaseSession.__table__.delete().where(  # type: ignore[attr-defined]
-                ReleaseSession.user_id == user_id,
-                ReleaseSession.deleted_at.is_not(None),  # type: ignore[union-attr]
-                ReleaseSession.deleted_at < cutoff,  # type: ignore[operator]
+        watermarks = db.execute(old).all()
+        purged = 0
+        for user_id, max_seq in watermarks:
+            db.execute(
+                update(User)
+                .where(User.id == user_id, User.feed_purged_seq < max_seq)  # type: ignore[arg-type]
+                .values(feed_purged_seq=max_seq)
             )
-        )
-        purged += result.rowcount or 0
-    db.commit()
-    return purged
+            result = db.execute(
+                ReleaseSession.__table__.delete().where(  # type: ignore[attr-defined]
+                    ReleaseSession.user_id == user_id,
+                    ReleaseSession.deleted_at.is_not(None),  # type: ignore[union-attr]
+                    ReleaseSession.deleted_at < cutoff,  # type: ignore[operator]
+                )
+            )
+            purged += result.rowcount or 0
+        db.commit()
+        return purged
