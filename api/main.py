@@ -10,7 +10,7 @@ from api.db import create_db_engine
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from api.openapi import install_openapi
-from api.routes import auth, catalog, health, sessions
+from api.routes import auth, catalog, clients, coaching, health, sessions
 from api.services.ratelimit import LoginLimiter
 
 DESCRIPTION = """
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)
-    for module in (health, catalog, auth, sessions):
+    for module in (health, catalog, auth, sessions, coaching, clients):
         app.include_router(module.router)
 
     app.add_middleware(SecurityHeadersMiddleware)

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Index
@@ -62,3 +63,35 @@ class GrantPublic(BaseModel):
 
 class GrantList(BaseModel):
     items: list[GrantPublic]
+
+
+# --- the coach's roster ------------------------------------------------------------------
+
+RosterFlag = Literal["inactive_7d", "pain_worsening", "pain_after_higher"]
+PainTrend = Literal["improving", "stable", "worsening"]
+
+
+class RosterPain(BaseModel):
+    """The client's pain over the last 28 days (null while there is too little to say)."""
+
+    mean_before_28d: float | None = Field(description="Mean pain before sessions, 0..10.")
+    mean_change_28d: float | None = Field(description="Mean (after - before); negative is better.")
+    trend: PainTrend | None = Field(description="The 28-day pain trend.")
+
+
+class RosterEntry(BaseModel):
+    client: PersonRef
+    granted_at: datetime = Field(description="When the client granted access.")
+    last_session_at: datetime | None = Field(description="`started_at` of the latest session.")
+    sessions_7d: int = Field(description="Sessions started in the last 7 days.")
+    sessions_28d: int = Field(description="Sessions started in the last 28 days.")
+    pain: RosterPain
+    flags: list[RosterFlag] = Field(
+        description="`inactive_7d`: no session in 7 days (or none at all); `pain_worsening`: "
+        "28-day pain trend `worsening`; `pain_after_higher`: a session in the last 7 days ended "
+        "with more pain than it began."
+    )
+
+
+class Roster(BaseModel):
+    items: list[RosterEntry]

@@ -21,3 +21,22 @@ def session_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def link(http: Any, coach: Any, person: Any) -> dict[str, Any]:
+    """`coach` invites, `person` redeems: returns the grant (the person becomes a client)."""
+    invite = http.post("/v1/invites", headers=coach.headers)
+    assert invite.status_code == 201, invite.text
+    grant = http.post("/v1/grants", json={"code": invite.json()["code"]}, headers=person.headers)
+    assert grant.status_code == 201, grant.text
+    body: dict[str, Any] = grant.json()
+    return body
+
+
+def api_key(http: Any, owner: Any, *scopes: str) -> tuple[dict[str, str], str]:
+    """(headers, key id) of a new API key of `owner` with `scopes`."""
+    created = http.post(
+        "/v1/api-keys", json={"name": "dashboard", "scopes": list(scopes)}, headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    return {"X-API-Key": created.json()["key"]}, created.json()["id"]

@@ -1,9 +1,10 @@
 """The caller's own release sessions, and the sync feed."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AwareDatetime
 
 from api.deps import SessionDep, SessionsReader, SessionsWriter
@@ -36,6 +37,43 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
 ]
+
+
+@dataclass(frozen=True)
+class SessionListParams:
+    filters: service.SessionFilters
+    limit: int
+    cursor: str | None
+
+
+def _session_list_params(
+    started_from: Annotated[
+        AwareDatetime | None,
+        Query(alias="from", description="Sessions with `started_at` at or after this instant."),
+    ] = None,
+    started_to: Annotated[
+        AwareDatetime | None,
+        Query(alias="to", description="Sessions with `started_at` at or before this instant."),
+    ] = None,
+    region: Annotated[
+        RegionSlug | None, Query(description="Sessions that rated this region.")
+    ] = None,
+    metric: Annotated[
+        MetricSlug | None, Query(description="Sessions that rated this metric.")
+    ] = None,
+    complete: Annotated[
+        bool | None, Query(description="Only complete (or only incomplete) sessions.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SessionListParams:
+    filters = service.SessionFilters(started_from, started_to, region, metric, complete)
+    return SessionListParams(filters=filters, limit=limit, cursor=cursor)
+
+
+# The query of every session list (the caller's own, a coach's view of a client's): the same
+# filters, pagination and documentation everywhere.
+SessionListQuery = Annotated[SessionListParams, Depends(_session_list_params)]
 
 
 @router.post(
@@ -79,19 +117,8 @@ def create_batch(data: BatchRequest, caller: SessionsWriter, db: SessionDep) -> 
     responses=READ_ERRORS,
     summary="List sessions, newest first",
 )
-def list_sessions(
-    caller: SessionsReader,
-    db: SessionDep,
-    started_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    started_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-    region: RegionSlug | None = None,
-    metric: MetricSlug | None = None,
-    complete: bool | None = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> SessionList:
-    filters = service.SessionFilters(started_from, started_to, region, metric, complete)
-    return service.list_sessions(db, caller.user_id, filters, limit, cursor)
+def list_sessions(caller: SessionsReader, db: SessionDep, query: SessionListQuery) -> SessionList:
+    return service.list_sessions(db, caller.user_id, query.filters, query.limit, query.cursor)
 
 
 @router.get(

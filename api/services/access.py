@@ -39,14 +39,22 @@ def has_live_grant(db: Session, coach_id: uuid.UUID, client_id: uuid.UUID) -> bo
     return db.exec(statement).first() is not None
 
 
-def readable_person(db: Session, caller: Caller, person_id: uuid.UUID, scope: str) -> uuid.UUID:
+def readable_person(
+    db: Session, caller: Caller, person_id: uuid.UUID, scope: str, *, as_coach: bool = False
+) -> uuid.UUID:
     """The person id if the caller may read their data with `scope`; 404 otherwise.
 
     A person reads their own data; a coach reads a client's while a grant is live (an API
     key also needs `clients:read`). Anything else is indistinguishable from a missing person.
+
+    `as_coach` is for the `/v1/clients/{client_id}/...` paths: the credential must carry
+    `clients:read` (403 otherwise, whoever the client is), and only a live grant opens the
+    door: nobody is their own client.
     """
     require_scope(caller, scope)
-    if person_id == caller.user_id:
+    if as_coach:
+        require_scope(caller, "clients:read")
+    elif person_id == caller.user_id:
         return person_id
     if "clients:read" in caller.scopes and has_live_grant(db, caller.user_id, person_id):
         return person_id
