@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlmodel import Session, col
 
+from api.db import write_transaction
 from api.errors import Conflict, NotFound
 from api.security import hash_secret
 from api.services import sessions as session_service
@@ -39,13 +40,14 @@ _live_grant = col(Grant.revoked_at).is_(None)
 
 def create_invite(db: Session, coach_id: uuid.UUID) -> InvitePublic:
     """A single-use code for one client to grant the coach read access; shown only here."""
-    code = secrets.token_urlsafe(INVITE_CODE_BYTES)
-    invite = Invite(
-        coach_id=coach_id, code_hash=hash_secret(code), expires_at=utc_now() + INVITE_LIFETIME
-    )
-    db.add(invite)
-    db.commit()
-    return InvitePublic(code=code, expires_at=invite.expires_at)
+    with write_transaction(db):
+        code = secrets.token_urlsafe(INVITE_CODE_BYTES)
+        invite = Invite(
+            coach_id=coach_id, code_hash=hash_secret(code), expires_at=utc_now() + INVITE_LIFETIME
+        )
+        db.add(invite)
+        db.commit()
+        return InvitePublic(code=code, expires_at=invite.expires_at)
 
 
 def redeem_invite(db: Session, client_id: uuid.UUID, code: str) -> GrantPublic:
@@ -55,45 +57,46 @@ def redeem_invite(db: Session, client_id: uuid.UUID, code: str) -> GrantPublic:
     code is spent by one conditional UPDATE in the grant's transaction, so of several
     concurrent redeemers exactly one wins.
     """
-    now = utc_now()
-    code_hash = hash_secret(code)
-    redeemable = and_(
-        col(Invite.code_hash) == code_hash,
-        col(Invite.redeemed_at).is_(None),
-        col(Invite.expires_at) > now,
-        col(Invite.coach_id) != client_id,
-    )
-    found = db.execute(
-        select(col(Invite.coach_id), col(User.display_name))
-        .join(User, col(User.id) == col(Invite.coach_id))
-        .where(redeemable)
-    ).first()
-    if found is None:
-        db.rollback()
-        raise NotFound(_UNKNOWN_CODE)
-    coach_id, coach_name = found
+    with write_transaction(db):
+        now = utc_now()
+        code_hash = hash_secret(code)
+        redeemable = and_(
+            col(Invite.code_hash) == code_hash,
+            col(Invite.redeemed_at).is_(None),
+            col(Invite.expires_at) > now,
+            col(Invite.coach_id) != client_id,
+        )
+        found = db.execute(
+            select(col(Invite.coach_id), col(User.display_name))
+            .join(User, col(User.id) == col(Invite.coach_id))
+            .where(redeemable)
+        ).first()
+        if found is None:
+            db.rollback()
+            raise NotFound(_UNKNOWN_CODE)
+        coach_id, coach_name = found
 
-    # The client's row lock serialises their redemptions, so two invites from one coach
-    # redeemed at once cannot leave two live grants (SQLite serialises writers anyway).
-    db.execute(select(col(User.id)).where(col(User.id) == client_id).with_for_update())
-    if has_live_grant(db, coach_id, client_id):
-        db.rollback()
-        raise Conflict("This coach already has access to your data; the code was not used.")
+        # The client's row lock serialises their redemptions, so two invites from one coach
+        # redeemed at once cannot leave two live grants (SQLite serialises writers anyway).
+        db.execute(select(col(User.id)).where(col(User.id) == client_id).with_for_update())
+        if has_live_grant(db, coach_id, client_id):
+            db.rollback()
+            raise Conflict("This coach already has access to your data; the code was not used.")
 
-    spent = db.execute(
-        update(Invite).where(redeemable).values(redeemed_at=now, redeemed_by_id=client_id)
-    )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
-        db.rollback()  # someone else redeemed it in the meantime
-        raise NotFound(_UNKNOWN_CODE)
-    grant = Grant(coach_id=coach_id, client_id=client_id, created_at=now)
-    db.add(grant)
-    db.commit()
-    return GrantPublic(
-        id=grant.id,
-        coach=PersonRef(id=coach_id, display_name=coach_name),
-        created_at=grant.created_at,
-    )
+        spent = db.execute(
+            update(Invite).where(redeemable).values(redeemed_at=now, redeemed_by_id=client_id)
+        )
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            db.rollback()  # someone else redeemed it in the meantime
+            raise NotFound(_UNKNOWN_CODE)
+        grant = Grant(coach_id=coach_id, client_id=client_id, created_at=now)
+        db.add(grant)
+        db.commit()
+        return GrantPublic(
+            id=grant.id,
+            coach=PersonRef(id=coach_id, display_name=coach_name),
+            created_at=grant.created_at,
+        )
 
 
 def list_grants(db: Session, client_id: uuid.UUID) -> list[GrantPublic]:
@@ -116,28 +119,30 @@ def list_grants(db: Session, client_id: uuid.UUID) -> list[GrantPublic]:
 
 def revoke_grant(db: Session, client_id: uuid.UUID, grant_id: uuid.UUID) -> None:
     """The client ends one grant; 404 unless it is theirs and live."""
-    revoked = db.execute(
-        update(Grant)
-        .where(col(Grant.id) == grant_id, col(Grant.client_id) == client_id, _live_grant)
-        .values(revoked_at=utc_now())
-    )
-    if revoked.rowcount == 0:  # type: ignore[attr-defined]
-        db.rollback()
-        raise NotFound("No such grant.")
-    db.commit()
+    with write_transaction(db):
+        revoked = db.execute(
+            update(Grant)
+            .where(col(Grant.id) == grant_id, col(Grant.client_id) == client_id, _live_grant)
+            .values(revoked_at=utc_now())
+        )
+        if revoked.rowcount == 0:  # type: ignore[attr-defined]
+            db.rollback()
+            raise NotFound("No such grant.")
+        db.commit()
 
 
 def drop_client(db: Session, coach_id: uuid.UUID, client_id: uuid.UUID) -> None:
     """The coach ends every live grant from this client; 404 when there is none."""
-    revoked = db.execute(
-        update(Grant)
-        .where(col(Grant.coach_id) == coach_id, col(Grant.client_id) == client_id, _live_grant)
-        .values(revoked_at=utc_now())
-    )
-    if revoked.rowcount == 0:  # type: ignore[attr-defined]
-        db.rollback()
-        raise NotFound("No such client.")
-    db.commit()
+    with write_transaction(db):
+        revoked = db.execute(
+            update(Grant)
+            .where(col(Grant.coach_id) == coach_id, col(Grant.client_id) == client_id, _live_grant)
+            .values(revoked_at=utc_now())
+        )
+        if revoked.rowcount == 0:  # type: ignore[attr-defined]
+            db.rollback()
+            raise NotFound("No such client.")
+        db.commit()
 
 
 # --- the coach's read-only view of a client ----------------------------------------------
