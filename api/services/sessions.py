@@ -48,6 +48,11 @@ _CONTENT_FIELDS = (
     "notes",
 )
 
+_PUBLIC_SCALARS = tuple(name for name in SessionPublic.model_fields if name != "ratings")
+# Core tables for the hot insert paths: no ORM unit of work, one executemany each.
+_SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
+_RATING_TABLE = Rating.__table__  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class SessionFilters:
@@ -220,29 +225,51 @@ def _rating_rows(
     ]
 
 
-def _new_row(
+def _session_values(
     owner_id: uuid.UUID, session_id: uuid.UUID, fields: SessionFields, seq: int, digest: str
-) -> ReleaseSession:
+) -> dict[str, Any]:
     now = utc_now()
-    return ReleaseSession(
-        id=session_id,
-        user_id=owner_id,
+    return {
+        "id": session_id,
+        "user_id": owner_id,
         **{name: getattr(fields, name) for name in _CONTENT_FIELDS},
-        complete=_is_complete(fields),
-        version=1,
-        created_at=now,
-        updated_at=now,
-        change_seq=seq,
-        create_hash=digest,
+        "complete": _is_complete(fields),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+        "change_seq": seq,
+        "create_hash": digest,
+    }
+
+
+def _created_public(values: dict[str, Any], fields: SessionFields) -> SessionPublic:
+    return SessionPublic(
+        **{name: values[name] for name in _PUBLIC_SCALARS},
+        ratings=[RatingPublic(**rating.model_dump()) for rating in fields.ratings],
     )
 
 
-def _replay_outcome(existing: ReleaseSession, owner_id: uuid.UUID, digest: str) -> None:
-    """Raise unless `existing` is the very session this body created."""
-    if existing.user_id != owner_id or existing.deleted_at is not None:
-        raise Conflict("A session with this id already exists.")
-    if existing.create_hash != digest:
-        raise Conflict("A different session was already created under this id.")
+# (holder, create digest, deleted) of a stored session id.
+StoredId = tuple[uuid.UUID, str, bool]
+
+
+def _stored_ids(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
+    rows = db.execute(
+        select(
+            ReleaseSession.id,
+            ReleaseSession.user_id,
+            ReleaseSession.create_hash,
+            ReleaseSession.deleted_at,
+        ).where(ReleaseSession.id.in_(session_ids))  # type: ignore[attr-defined]
+    )
+    return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
+
+
+def _is_replay(stored: StoredId, owner_id: uuid.UUID, digest: str) -> bool:
+    """Is this body the very one that created the stored session (and is it still there)?"""
+    holder, stored_digest, deleted = stored
+    return holder == owner_id and stored_digest == digest and not deleted
 
 
 def create_session(
@@ -253,23 +280,22 @@ def create_session(
         seq = next_feed_seq(db, owner_id)  # serialises this person's writes (see sync.py)
         digest = _fingerprint(data)
         session_id = data.id or uuid.uuid4()
-        if data.id is not None:
-            existing = db.get(ReleaseSession, data.id, populate_existing=True)
-            if existing is not None:
-                db.rollback()
-                _replay_outcome(existing, owner_id, digest)
-                return get_session(db, owner_id, existing.id), False
-        row = _new_row(owner_id, session_id, data, seq, digest)
-        db.add(row)
+        stored = _stored_ids(db, [session_id]).get(session_id) if data.id else None
+        if stored is not None:
+            db.rollback()
+            if not _is_replay(stored, owner_id, digest):
+                raise Conflict("A different session already exists under this id.")
+            return get_session(db, owner_id, session_id), False
+        values = _session_values(owner_id, session_id, data, seq, digest)
         try:
-            db.flush()
-            db.execute(insert(Rating), _rating_rows(session_id, owner_id, data))
+            db.execute(insert(_SESSION_TABLE), [values])
+            db.execute(insert(_RATING_TABLE), _rating_rows(session_id, owner_id, data))
             db.commit()
         except IntegrityError:
             # Another person's concurrent create took this id.
             db.rollback()
             raise Conflict("A session with this id already exists.") from None
-        return _public(row, _ratings_from(session_id, owner_id, data)), True
+        return _created_public(values, data), True
 
 
 def _ratings_from(
@@ -336,7 +362,7 @@ def update_session(
         row.change_seq = seq
         db.add(row)
         db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-        db.execute(insert(Rating), _rating_rows(row.id, owner_id, merged))
+        db.execute(insert(_RATING_TABLE), _rating_rows(row.id, owner_id, merged))
         db.commit()
         return _public(row, _ratings_from(row.id, owner_id, merged))
 
@@ -393,17 +419,7 @@ def create_batch(
         valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
         first_seq = next_feed_seq(db, owner_id, max(len(valid), 1))
         known_ids = [entry.id for entry in valid if entry.id is not None]
-        existing: dict[uuid.UUID, tuple[uuid.UUID, str, bool]] = {}
-        if known_ids:
-            rows = db.execute(
-                select(
-                    ReleaseSession.id,
-                    ReleaseSession.user_id,
-                    ReleaseSession.create_hash,
-                    ReleaseSession.deleted_at,
-                ).where(ReleaseSession.id.in_(known_ids))  # type: ignore[attr-defined]
-            )
-            existing = {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
+        existing = _stored_ids(db, known_ids) if known_ids else {}
 
         results: list[BatchItemResult] = []
         session_rows: list[dict[str, Any]] = []
@@ -416,22 +432,20 @@ def create_batch(
             digest = _fingerprint(entry)
             session_id = entry.id or uuid.uuid4()
             if session_id in existing:
-                holder, stored_digest, deleted = existing[session_id]
-                same = holder == owner_id and stored_digest == digest and not deleted
+                same = _is_replay(existing[session_id], owner_id, digest)
                 results.append(
                     BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
                 )
                 continue
-            row = _new_row(owner_id, session_id, entry, seq, digest)
-            session_rows.append(row.model_dump())
+            session_rows.append(_session_values(owner_id, session_id, entry, seq, digest))
             rating_rows.extend(_rating_rows(session_id, owner_id, entry))
             existing[session_id] = (owner_id, digest, False)
             results.append(BatchItemResult(id=session_id, status="created"))
             seq += 1
         if session_rows:
             try:
-                db.execute(insert(ReleaseSession), session_rows)
-                db.execute(insert(Rating), rating_rows)
+                db.execute(insert(_SESSION_TABLE), session_rows)
+                db.execute(insert(_RATING_TABLE), rating_rows)
             except IntegrityError:
                 db.rollback()
                 raise Conflict(
