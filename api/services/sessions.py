@@ -22,6 +22,7 @@ from api.errors import (
     Unprocessable,
     field_errors,
 )
+from api.services.events import publish_session_events
 from api.services.sync import next_feed_seq
 from models.base import utc_now
 from models.release_session import (
@@ -262,12 +263,14 @@ def create_session(
     try:
         db.flush()
         db.execute(insert(Rating), _rating_rows(session_id, owner_id, data))
+        created = _public(row, _ratings_from(session_id, owner_id, data))
+        publish_session_events(db, owner_id, [("session.created", session_id, created)])
         db.commit()
     except IntegrityError:
         # Another person's concurrent create took this id.
         db.rollback()
         raise Conflict("A session with this id already exists.") from None
-    return _public(row, _ratings_from(session_id, owner_id, data)), True
+    return created, True
 
 
 def _ratings_from(
@@ -334,8 +337,10 @@ def update_session(
     db.add(row)
     db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
     db.execute(insert(Rating), _rating_rows(row.id, owner_id, merged))
+    updated = _public(row, _ratings_from(row.id, owner_id, merged))
+    publish_session_events(db, owner_id, [("session.updated", row.id, updated)])
     db.commit()
-    return _public(row, _ratings_from(row.id, owner_id, merged))
+    return updated
 
 
 def delete_session(
@@ -362,6 +367,7 @@ def delete_session(
         setattr(row, name, None)
     db.add(row)
     db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
+    publish_session_events(db, owner_id, [("session.deleted", row.id, None)])
     db.commit()
 
 
@@ -403,6 +409,7 @@ def create_batch(
     results: list[BatchItemResult] = []
     session_rows: list[dict[str, Any]] = []
     rating_rows: list[dict[str, Any]] = []
+    created: list[tuple[str, uuid.UUID, SessionPublic | None]] = []
     seq = first_seq
     for item, entry in zip(items, parsed, strict=True):
         if not isinstance(entry, SessionCreate):
@@ -422,11 +429,19 @@ def create_batch(
         rating_rows.extend(_rating_rows(session_id, owner_id, entry))
         existing[session_id] = (owner_id, digest, False)
         results.append(BatchItemResult(id=session_id, status="created"))
+        created.append(
+            (
+                "session.created",
+                session_id,
+                _public(row, _ratings_from(session_id, owner_id, entry)),
+            )
+        )
         seq += 1
     if session_rows:
         try:
             db.execute(insert(ReleaseSession), session_rows)
             db.execute(insert(Rating), rating_rows)
+            publish_session_events(db, owner_id, created)
         except IntegrityError:
             db.rollback()
             raise Conflict(
