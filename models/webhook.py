@@ -16,6 +16,10 @@ EVENT_TYPES: tuple[str, ...] = ("session.created", "session.updated", "session.d
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 
+def _all_events() -> list[EventType]:
+    return ["session.created", "session.updated", "session.deleted"]
+
+
 class Webhook(SQLModel, table=True):
     """A coach's subscription: events about their clients' sessions are POSTed to `url`."""
 
@@ -76,7 +80,7 @@ class WebhookCreate(BaseModel):
         ),
     ]
     events: list[EventType] = Field(
-        default_factory=lambda: list(EVENT_TYPES),
+        default_factory=_all_events,
         min_length=1,
         max_length=len(EVENT_TYPES),
         description="Event types to receive; default all three.",

@@ -526,3 +526,43 @@ def test_deliveries_log_is_paginated_newest_first(
     assert len(items) == 3
     assert second.json()["next_cursor"] is None
     assert len({item["id"] for item in items}) == 3
+
+
+def test_concurrent_workers_send_each_delivery_once(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)
+    grant(app, coach.id, alice.id)
+    for _ in range(4):
+        client.post("/v1/sessions", json=session_body(), headers=alice.headers)
+    rounds = [threading.Thread(target=run_worker, args=(app,)) for _ in range(3)]
+    for worker in rounds:
+        worker.start()
+    for worker in rounds:
+        worker.join()
+    while run_worker(app):
+        pass
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert sorted(ids) == sorted({item["id"] for item in deliveries(client, coach, hook["id"])})
+    assert all(item["attempts"] == 1 for item in deliveries(client, coach, hook["id"]))
+
+
+def test_a_row_locked_by_another_worker_is_skipped(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person
+) -> None:
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("row locks (FOR UPDATE SKIP LOCKED) are PostgreSQL's; SQLite has one writer")
+    create_webhook(client, coach, "https://d.example/h")
+    grant(app, coach.id, alice.id)
+    client.post("/v1/sessions", json=session_body(), headers=alice.headers)
+    now = datetime.now(UTC)
+    settings = app.state.settings
+    with app.state.engine.connect() as other_worker:
+        transaction = other_worker.begin()
+        locked = other_worker.execute(
+            select(WebhookDelivery.id).with_for_update(skip_locked=True)
+        ).all()
+        assert len(locked) == 1
+        assert claim_due(app.state.engine, settings, now, 10) == []
+        transaction.rollback()
+    assert len(claim_due(app.state.engine, settings, now, 10)) == 1
