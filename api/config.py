@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_worker_enabled: bool = True
+    # Retries stop (status failed) once a delivery is this old; the last attempt is at the end.
+    webhook_retry_window_seconds: float = Field(default=86_400.0, gt=0)
+    webhook_worker_poll_seconds: float = Field(default=2.0, gt=0)
+    webhook_worker_concurrency: int = Field(default=8, ge=1)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")

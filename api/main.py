@@ -1,6 +1,9 @@
 """The ASGI app: routers, middleware and error handlers."""
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -8,10 +11,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.config import Settings, get_settings, warn_if_insecure
 from api.db import create_db_engine
 from api.errors import install_error_handlers
+from api.metrics import MetricsMiddleware
 from api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from api.openapi import install_openapi
-from api.routes import auth, catalog, clients, coaching, health, sessions
+from api.routes import (
+    auth,
+    catalog,
+    clients,
+    coaching,
+    exports_fhir,
+    health,
+    metrics,
+    sessions,
+    webhooks,
+)
 from api.services.ratelimit import LoginLimiter
+from api.services.webhook_worker import WebhookWorker
 
 DESCRIPTION = """
 Track how the body responds to self-myofascial release (SMR): pain, stiffness, mobility and
@@ -22,18 +37,32 @@ Errors are RFC 9457 problem details (`application/problem+json`). Authenticate w
 """
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    worker = None
+    if app.state.settings.webhook_worker_enabled:
+        worker = WebhookWorker(app.state.engine, app.state.settings)
+        worker.start()
+    try:
+        yield
+    finally:
+        if worker is not None:
+            await asyncio.to_thread(worker.stop)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
     warn_if_insecure(settings)
 
-    app = FastAPI(title="releaselog", version="1.0.0", description=DESCRIPTION)
+    app = FastAPI(title="releaselog", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)
-    for module in (health, catalog, auth, sessions, coaching, clients):
+    routers = (health, catalog, auth, sessions, coaching, clients, webhooks, exports_fhir, metrics)
+    for module in routers:
         app.include_router(module.router)
 
     app.add_middleware(SecurityHeadersMiddleware)
@@ -47,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
     install_openapi(app)
     return app
 

@@ -4,5 +4,15 @@ from models.api_key import ApiKey
 from models.coaching import Grant, Invite
 from models.release_session import Rating, ReleaseSession
 from models.user import User
+from models.webhook import Webhook, WebhookDelivery
 
-__all__ = ["ApiKey", "Grant", "Invite", "Rating", "ReleaseSession", "User"]
+__all__ = [
+    "ApiKey",
+    "Grant",
+    "Invite",
+    "Rating",
+    "ReleaseSession",
+    "User",
+    "Webhook",
+    "WebhookDelivery",
+]

@@ -23,6 +23,7 @@ from api.errors import (
     Unprocessable,
     field_errors,
 )
+from api.services.events import publish_session_events
 from api.services.sync import next_feed_seq
 from models.base import utc_now
 from models.release_session import (
@@ -290,12 +291,14 @@ def create_session(
         try:
             db.execute(insert(_SESSION_TABLE), [values])
             db.execute(insert(_RATING_TABLE), _rating_rows(session_id, owner_id, data))
+            created = _created_public(values, data)
+            publish_session_events(db, owner_id, [("session.created", session_id, created)])
             db.commit()
         except IntegrityError:
             # Another person's concurrent create took this id.
             db.rollback()
             raise Conflict("A session with this id already exists.") from None
-        return _created_public(values, data), True
+        return created, True
 
 
 def _ratings_from(
@@ -363,8 +366,10 @@ def update_session(
         db.add(row)
         db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
         db.execute(insert(_RATING_TABLE), _rating_rows(row.id, owner_id, merged))
+        updated = _public(row, _ratings_from(row.id, owner_id, merged))
+        publish_session_events(db, owner_id, [("session.updated", row.id, updated)])
         db.commit()
-        return _public(row, _ratings_from(row.id, owner_id, merged))
+        return updated
 
 
 def delete_session(
@@ -392,6 +397,7 @@ def delete_session(
             setattr(row, name, None)
         db.add(row)
         db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
+        publish_session_events(db, owner_id, [("session.deleted", row.id, None)])
         db.commit()
 
 
@@ -424,6 +430,7 @@ def create_batch(
         results: list[BatchItemResult] = []
         session_rows: list[dict[str, Any]] = []
         rating_rows: list[dict[str, Any]] = []
+        created: list[tuple[str, uuid.UUID, SessionPublic | None]] = []
         seq = first_seq
         for item, entry in zip(items, parsed, strict=True):
             if not isinstance(entry, SessionCreate):
@@ -437,7 +444,9 @@ def create_batch(
                     BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
                 )
                 continue
-            session_rows.append(_session_values(owner_id, session_id, entry, seq, digest))
+            values = _session_values(owner_id, session_id, entry, seq, digest)
+            session_rows.append(values)
+            created.append(("session.created", session_id, _created_public(values, entry)))
             rating_rows.extend(_rating_rows(session_id, owner_id, entry))
             existing[session_id] = (owner_id, digest, False)
             results.append(BatchItemResult(id=session_id, status="created"))
@@ -446,6 +455,7 @@ def create_batch(
             try:
                 db.execute(insert(_SESSION_TABLE), session_rows)
                 db.execute(insert(_RATING_TABLE), rating_rows)
+                publish_session_events(db, owner_id, created)
             except IntegrityError:
                 db.rollback()
                 raise Conflict(

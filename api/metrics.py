@@ -1,0 +1,106 @@
+"""Prometheus metrics: the collectors, the ASGI middleware that times requests, the exposition.
+
+Multi-process mode: with several worker processes (uvicorn --workers, gunicorn), set
+PROMETHEUS_MULTIPROC_DIR to an empty directory writable by every worker (wiped at each
+deployment). prometheus_client then keeps every process's values in files there, and
+`render()` aggregates them all, whichever process answers the scrape.
+"""
+
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "releaselog_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "releaselog_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status code.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SESSIONS_CREATED = Counter(
+    "releaselog_sessions_created_total",
+    "Release sessions created (idempotent replays not counted).",
+)
+WEBHOOK_DELIVERIES = Counter(
+    "releaselog_webhook_delivery_attempts_total",
+    "Webhook delivery attempts by outcome: delivered (2xx), retry (will be retried), "
+    "failed (gave up after the retry window), cancelled (grant ended; not sent).",
+    ["outcome"],
+)
+for _outcome in ("delivered", "retry", "failed", "cancelled"):
+    WEBHOOK_DELIVERIES.labels(outcome=_outcome)
+
+UNMATCHED_ROUTE = "unmatched"
+_PENDING_KEY = "releaselog.metrics.sessions_created"
+
+
+def count_sessions_created_on_commit(db: Session, count: int) -> None:
+    """Count `count` created sessions once (and only if) the current transaction commits."""
+    db.info[_PENDING_KEY] = db.info.get(_PENDING_KEY, 0) + count
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_pending(db: Session) -> None:
+    count = db.info.pop(_PENDING_KEY, 0)
+    if count:
+        SESSIONS_CREATED.inc(count)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(db: Session) -> None:
+    db.info.pop(_PENDING_KEY, None)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition body and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (never the raw path, whose
+    ids would make the label set unbounded)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            labels = {"method": scope["method"], "route": template, "status": str(status)}
+            HTTP_REQUESTS.labels(**labels).inc()
+            HTTP_LATENCY.labels(**labels).observe(time.perf_counter() - started)

@@ -1,0 +1,89 @@
+"""Webhooks for coach dashboards: subscribe to session events of the coach's clients."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import AccountOwner, SessionDep, SettingsDep
+from api.errors import problem_responses
+from api.services import webhooks as service
+from models.webhook import DeliveryList, WebhookCreate, WebhookCreated, WebhookList
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
+
+DESCRIPTION = """
+Events `session.created`, `session.updated` and `session.deleted` about the sessions of every
+client who granted the caller access are POSTed to `url` while the grant is live (an event
+queued before a revocation is not sent after it). The body is
+`{"type", "timestamp", "data": {"client_id", "session_id", "session" | null}}`, `session` in the
+shape of `GET /v1/sessions/{id}` (null for `session.deleted`).
+
+Deliveries follow [Standard Webhooks](https://www.standardwebhooks.com/): headers `webhook-id`
+(the delivery id; the same on every retry, so deduplicate on it), `webhook-timestamp` (Unix
+seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` keyed with
+the base64-decoded part of the secret after `whsec_`. Any 2xx answer is success; anything else,
+a timeout or a connection error is retried with exponential backoff and jitter for about a day,
+then the delivery is `failed`. Delivery is at least once and not ordered: order by the
+session's `version` and `updated_at`. Redirects are not followed.
+"""
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookCreated,
+    responses=problem_responses(400, 401, 403, 409, 413, 422),
+    summary="Create a webhook; the signing secret is shown only in this response",
+    description=DESCRIPTION,
+)
+def create_webhook(
+    data: WebhookCreate, caller: AccountOwner, db: SessionDep, settings: SettingsDep
+) -> WebhookCreated:
+    return service.create_webhook(
+        db, caller.user_id, data, allow_private_targets=settings.webhook_allow_private_targets
+    )
+
+
+@router.get(
+    "",
+    response_model=WebhookList,
+    responses=problem_responses(400, 401, 403, 422),
+    summary="List the caller's webhooks, oldest first (without secrets)",
+)
+def list_webhooks(
+    caller: AccountOwner, db: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> WebhookList:
+    return service.list_webhooks(db, caller.user_id, limit, cursor)
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="Delete a webhook; its pending deliveries are dropped",
+)
+def delete_webhook(webhook_id: uuid.UUID, caller: AccountOwner, db: SessionDep) -> Response:
+    service.delete_webhook(db, caller.user_id, webhook_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=DeliveryList,
+    responses=problem_responses(400, 401, 403, 404, 422),
+    summary="The webhook's delivery log, newest first",
+)
+def list_deliveries(
+    webhook_id: uuid.UUID,
+    caller: AccountOwner,
+    db: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> DeliveryList:
+    return service.list_deliveries(db, caller.user_id, webhook_id, limit, cursor)

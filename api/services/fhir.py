@@ -1,0 +1,186 @@
+"""FHIR R4 export: a person's ratings as a Bundle (type collection) of Observations.
+
+One Observation per rating value: a rating with `before` and `after` gives two.
+
+- `code`: pain is LOINC 72514-3 (Pain severity - 0-10 verbal numeric rating [Score] -
+  Reported). The other metrics have no LOINC code that means exactly them, so they carry
+  text only (no invented codes).
+- `bodySite`: SNOMED CT where we are sure of the concept, text always; laterality (left or
+  right; `both` means unsided and gets none) in the HL7 extension
+  `observation-structureLaterality` on `bodySite` (FHIR Extensions Pack, for R4 and R5),
+  valued with SNOMED CT 7771000 |Left| or 24028007 |Right|.
+- the phase: Observation has no element for "before/after an intervention", so it is a
+  `component` with code text "Phase relative to the self-myofascial release session" and
+  value text `before` or `after`.
+- `effectiveDateTime` is the session's `started_at` for both phases; `issued` its
+  `updated_at`; `identifier` the session id (`urn:uuid:<id>`, shared by the session's
+  Observations); `subject` the person's display name (and id as an identifier).
+- `valueQuantity`: the number with the catalog's unit as `unit`, and UCUM `{score}` (0-10
+  scales) or `deg` (range of motion).
+"""
+
+import uuid
+from typing import Any
+
+from sqlmodel import Session
+
+from api.services.access import Caller, readable_person
+from api.services.sessions import SessionFilters, list_sessions
+from models.base import utc_now
+from models.catalog import METRICS_BY_SLUG, REGIONS
+from models.release_session import SessionPublic
+from models.user import User
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+URI = "urn:ietf:rfc:3986"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+LATERALITY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-structureLaterality"
+
+# Deterministic Observation ids: the same rating exports under the same id every time.
+_OBSERVATION_NAMESPACE = uuid.UUID("5b0f3f3e-8d0c-4c33-9a57-2f0c6bb0d1a7")
+
+METRIC_CODINGS: dict[str, list[dict[str, str]]] = {
+    "pain": [
+        {
+            "system": LOINC,
+            "code": "72514-3",
+            "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+        }
+    ],
+}
+# Only concepts we are sure of; every other region is text only.
+REGION_SNOMED: dict[str, tuple[str, str]] = {
+    "lower_back": ("37822005", "Lower back structure"),
+    "neck": ("45048000", "Neck structure"),
+    "thoracic_spine": ("122495006", "Thoracic spine structure"),
+    "glutes": ("46862004", "Buttock structure"),
+    "calves": ("53840002", "Calf of leg"),
+}
+LATERALITY_SNOMED: dict[str, tuple[str, str]] = {
+    "left": ("7771000", "Left"),
+    "right": ("24028007", "Right"),
+}
+UCUM_UNITS: dict[str, str] = {
+    "pain": "{score}",
+    "stiffness": "{score}",
+    "mobility": "{score}",
+    "rom": "deg",
+}
+PHASE_TEXT = "Phase relative to the self-myofascial release session"
+REGION_NAMES = {region.slug: region.name for region in REGIONS}
+
+
+def _instant(moment: Any) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _body_site(region: str, side: str) -> dict[str, Any]:
+    name = REGION_NAMES.get(region, region)
+    site: dict[str, Any] = {"text": f"{name}, {side}" if side in LATERALITY_SNOMED else name}
+    if region in REGION_SNOMED:
+        code, display = REGION_SNOMED[region]
+        site["coding"] = [{"system": SNOMED, "code": code, "display": display}]
+    if side in LATERALITY_SNOMED:
+        code, display = LATERALITY_SNOMED[side]
+        site["extension"] = [
+            {
+                "url": LATERALITY_EXTENSION,
+                "valueCodeableConcept": {
+                    "coding": [{"system": SNOMED, "code": code, "display": display}],
+                    "text": display,
+                },
+            }
+        ]
+    return site
+
+
+def _observation(
+    session: SessionPublic,
+    subject: dict[str, Any],
+    region: str,
+    side: str,
+    metric_slug: str,
+    phase: str,
+    value: float,
+) -> tuple[str, dict[str, Any]]:
+    metric = METRICS_BY_SLUG[metric_slug]
+    observation_id = str(
+        uuid.uuid5(_OBSERVATION_NAMESPACE, f"{session.id}/{region}/{side}/{metric_slug}/{phase}")
+    )
+    code: dict[str, Any] = {"text": f"{metric.name} ({metric.unit})"}
+    if metric_slug in METRIC_CODINGS:
+        code["coding"] = METRIC_CODINGS[metric_slug]
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": observation_id,
+        "identifier": [
+            {
+                "type": {"text": "releaselog session id"},
+                "system": URI,
+                "value": f"urn:uuid:{session.id}",
+            }
+        ],
+        "status": "final",
+        "code": code,
+        "subject": subject,
+        "effectiveDateTime": _instant(session.started_at),
+        "issued": _instant(session.updated_at),
+        "valueQuantity": {
+            "value": _number(value),
+            "unit": metric.unit,
+            "system": UCUM,
+            "code": UCUM_UNITS[metric_slug],
+        },
+        "bodySite": _body_site(region, side),
+        "component": [{"code": {"text": PHASE_TEXT}, "valueCodeableConcept": {"text": phase}}],
+    }
+    if metric.unit != "degrees":
+        resource["category"] = [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
+        ]
+    return observation_id, resource
+
+
+def _all_sessions(db: Session, person_id: uuid.UUID) -> list[SessionPublic]:
+    sessions: list[SessionPublic] = []
+    cursor: str | None = None
+    while True:
+        page = list_sessions(db, person_id, SessionFilters(), 200, cursor)
+        sessions.extend(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    sessions.reverse()  # oldest first
+    return sessions
+
+
+def export_bundle(db: Session, caller: Caller, person_id: uuid.UUID) -> dict[str, Any]:
+    """The person's ratings as a FHIR R4 Bundle; 404 unless the caller may read them."""
+    person_id = readable_person(db, caller, person_id, "sessions:read")
+    person = db.get(User, person_id)
+    display = person.display_name if person is not None else ""
+    subject = {"identifier": {"system": URI, "value": f"urn:uuid:{person_id}"}, "display": display}
+    entries: list[dict[str, Any]] = []
+    for session in _all_sessions(db, person_id):
+        for rating in session.ratings:
+            phases = [("before", rating.before), ("after", rating.after)]
+            for phase, value in phases:
+                if value is None:
+                    continue
+                observation_id, resource = _observation(
+                    session, subject, rating.region, rating.side, rating.metric, phase, value
+                )
+                entries.append({"fullUrl": f"urn:uuid:{observation_id}", "resource": resource})
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "collection",
+        "timestamp": _instant(utc_now()),
+        "entry": entries,
+    }

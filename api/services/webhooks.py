@@ -1,0 +1,345 @@
+"""Webhooks: subscriptions, target checks (SSRF), signing, and the outbox of session events.
+
+Events are written to `webhook_delivery` in the transaction of the change they describe
+(`enqueue_session_events`), so an event exists if and only if its change committed. The
+worker in `webhook_worker.py` delivers them.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlmodel import Session
+
+from api.db import write_transaction
+from api.errors import BadRequest, Conflict, NotFound, Unprocessable
+from models.base import utc_now
+from models.coaching import Grant
+from models.release_session import SessionPublic
+from models.webhook import (
+    EVENT_TYPES,
+    DeliveryList,
+    DeliveryPublic,
+    Webhook,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDelivery,
+    WebhookList,
+    WebhookPublic,
+)
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+MAX_WEBHOOKS_PER_ACCOUNT = 10
+
+# (event type, session id, the session in its public shape or None when deleted)
+SessionEvent = tuple[str, uuid.UUID, SessionPublic | None]
+
+
+# --- targets (server-side request forgery) -----------------------------------------------
+
+
+class UnsafeTarget(ValueError):
+    """A webhook URL that must not be called."""
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv4 smuggled in IPv6 (::ffff:127.0.0.1, 6to4, Teredo) is judged as that IPv4.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address.teredo is not None:
+            embedded = address.teredo[1]
+        if embedded is not None and not _is_public(embedded):
+            return False
+    return not (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global  # also shared (100.64/10), documentation, benchmarking ranges
+    )
+
+
+def split_target(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL; UnsafeTarget when it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UnsafeTarget("is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UnsafeTarget("must be an http or https URL")
+    if not parts.hostname:
+        raise UnsafeTarget("must name a host")
+    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+
+
+def public_addresses(url: str) -> list[str]:
+    """The addresses the URL's host resolves to, refusing it when any of them is not public.
+
+    Every address must be public, not just the first: a resolver may answer in any order.
+    """
+    _scheme, host, port = split_target(url)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        candidates = [literal]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise UnsafeTarget(f"host {host!r} does not resolve") from None
+        candidates = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not candidates:
+        raise UnsafeTarget(f"host {host!r} does not resolve")
+    for address in candidates:
+        if not _is_public(address):
+            raise UnsafeTarget(
+                f"resolves to a loopback, private, link-local or otherwise non-public address "
+                f"({address})"
+            )
+    return [str(address) for address in candidates]
+
+
+def check_target(url: str, allow_private: bool) -> None:
+    """422 (naming the `url` field) unless the URL is http(s) and, unless allowed, public."""
+    try:
+        split_target(url)
+        if not allow_private:
+            public_addresses(url)
+    except UnsafeTarget as error:
+        raise Unprocessable(
+            f"url: {error}", [{"loc": ["body", "url"], "msg": str(error)}]
+        ) from None
+
+
+# --- signing -----------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks `webhook-signature` value: `v1,<base64 HMAC-SHA256>`."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+# --- subscriptions -----------------------------------------------------------------------
+
+
+def _webhook_public(row: Webhook) -> WebhookPublic:
+    return WebhookPublic.model_validate(
+        {"id": row.id, "url": row.url, "events": row.event_list, "created_at": row.created_at}
+    )
+
+
+def create_webhook(
+    db: Session, owner_id: uuid.UUID, data: WebhookCreate, *, allow_private_targets: bool
+) -> WebhookCreated:
+    with write_transaction(db):
+        check_target(data.url, allow_private_targets)
+        count = db.execute(
+            select(func.count()).select_from(Webhook).where(Webhook.user_id == owner_id)
+        ).scalar_one()
+        if count >= MAX_WEBHOOKS_PER_ACCOUNT:
+            raise Conflict(
+                f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first."
+            )
+        events = [event for event in EVENT_TYPES if event in data.events]
+        row = Webhook(user_id=owner_id, url=data.url, events=" ".join(events), secret=new_secret())
+        db.add(row)
+        db.commit()
+        return WebhookCreated(**_webhook_public(row).model_dump(), secret=row.secret)
+
+
+def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, row_id = raw.split("|")
+        created_at = datetime.fromisoformat(created)
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+        return created_at, uuid.UUID(row_id)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadRequest("Malformed cursor.") from None
+
+
+def list_webhooks(db: Session, owner_id: uuid.UUID, limit: int, cursor: str | None) -> WebhookList:
+    """The owner's webhooks, oldest first (secrets are never shown again)."""
+    statement = select(Webhook).where(Webhook.user_id == owner_id)
+    if cursor:
+        created_at, row_id = _decode_cursor(cursor)
+        statement = statement.where(
+            or_(
+                Webhook.created_at > created_at,
+                and_(Webhook.created_at == created_at, Webhook.id > row_id),
+            )
+        )
+    statement = statement.order_by(Webhook.created_at, Webhook.id).limit(limit + 1)  # type: ignore[arg-type]
+    rows = list(db.execute(statement).scalars())
+    next_cursor = (
+        _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+        if len(rows) > limit
+        else None
+    )
+    return WebhookList(
+        items=[_webhook_public(row) for row in rows[:limit]], next_cursor=next_cursor
+    )
+
+
+def _own_webhook(db: Session, owner_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook:
+    row = db.get(Webhook, webhook_id)
+    if row is None or row.user_id != owner_id:
+        raise NotFound("No such webhook.")
+    return row
+
+
+def delete_webhook(db: Session, owner_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
+    """Delete the webhook and its delivery log; pending deliveries are never sent."""
+    with write_transaction(db):
+        row = _own_webhook(db, owner_id, webhook_id)
+        db.delete(row)
+        db.commit()
+
+
+def list_deliveries(
+    db: Session, owner_id: uuid.UUID, webhook_id: uuid.UUID, limit: int, cursor: str | None
+) -> DeliveryList:
+    """The webhook's delivery log, newest first."""
+    _own_webhook(db, owner_id, webhook_id)
+    statement = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    if cursor:
+        created_at, row_id = _decode_cursor(cursor)
+        statement = statement.where(
+            or_(
+                WebhookDelivery.created_at < created_at,
+                and_(WebhookDelivery.created_at == created_at, WebhookDelivery.id < row_id),
+            )
+        )
+    statement = statement.order_by(
+        WebhookDelivery.created_at.desc(),  # type: ignore[attr-defined]
+        WebhookDelivery.id.desc(),  # type: ignore[attr-defined]
+    ).limit(limit + 1)
+    rows = list(db.execute(statement).scalars())
+    items = [
+        DeliveryPublic.model_validate(
+            {
+                "id": row.id,
+                "event_type": row.event_type,
+                "status": row.status,
+                "attempts": row.attempts,
+                "last_status_code": row.last_status_code,
+                "client_id": row.client_id,
+                "session_id": row.session_id,
+                "created_at": row.created_at,
+                "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
+            }
+        )
+        for row in rows[:limit]
+    ]
+    next_cursor = (
+        _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+        if len(rows) > limit
+        else None
+    )
+    return DeliveryList(items=items, next_cursor=next_cursor)
+
+
+# --- the outbox --------------------------------------------------------------------------
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def event_body(
+    event_type: str,
+    client_id: uuid.UUID,
+    session_id: uuid.UUID,
+    session: SessionPublic | None,
+    timestamp: datetime,
+) -> str:
+    document: dict[str, Any] = {
+        "type": event_type,
+        "timestamp": _rfc3339(timestamp),
+        "data": {
+            "client_id": str(client_id),
+            "session_id": str(session_id),
+            "session": session.model_dump(mode="json") if session is not None else None,
+        },
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def enqueue_session_events(
+    db: Session, owner_id: uuid.UUID, events: Sequence[SessionEvent]
+) -> None:
+    """Queue one delivery per event for every subscribed webhook of the owner's live coaches.
+
+    Call inside the transaction of the change, before its commit: the events commit or roll
+    back with it. Does not commit.
+    """
+    if not events:
+        return
+    live_coaches = select(Grant.coach_id).where(
+        Grant.client_id == owner_id,
+        Grant.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    hooks = list(
+        db.execute(
+            select(Webhook.id, Webhook.events).where(Webhook.user_id.in_(live_coaches))  # type: ignore[attr-defined]
+        )
+    )
+    if not hooks:
+        return
+    now = utc_now()
+    rows: list[dict[str, Any]] = []
+    for event_type, session_id, session in events:
+        body: str | None = None
+        for hook_id, hook_events in hooks:
+            if event_type not in hook_events.split():
+                continue
+            body = body or event_body(event_type, owner_id, session_id, session, now)
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "webhook_id": hook_id,
+                    "event_type": event_type,
+                    "client_id": owner_id,
+                    "session_id": session_id,
+                    "payload": body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "last_status_code": None,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if rows:
+        db.execute(insert(WebhookDelivery), rows)

@@ -1,0 +1,134 @@
+"""Webhooks for coach dashboards: subscriptions and the delivery outbox."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Column, Index, Integer, String, Text
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from models.base import UTCDateTime, new_id, utc_now
+
+EventType = Literal["session.created", "session.updated", "session.deleted"]
+EVENT_TYPES: tuple[str, ...] = ("session.created", "session.updated", "session.deleted")
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+def _all_events() -> list[EventType]:
+    return ["session.created", "session.updated", "session.deleted"]
+
+
+class Webhook(SQLModel, table=True):
+    """A coach's subscription: events about their clients' sessions are POSTed to `url`."""
+
+    __tablename__ = "webhook"
+    __table_args__ = (Index("ix_webhook_user_created", "user_id", "created_at", "id"),)
+
+    id: uuid.UUID = SQLField(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = SQLField(foreign_key="user_account.id", ondelete="CASCADE")
+    url: str = SQLField(max_length=2048)
+    # Space-separated event types, e.g. "session.created session.deleted".
+    events: str = SQLField(max_length=200)
+    # `whsec_` + base64: kept readable because every delivery is signed with it.
+    secret: str = SQLField(max_length=100)
+    created_at: datetime = SQLField(default_factory=utc_now, sa_type=UTCDateTime)
+
+    @property
+    def event_list(self) -> list[str]:
+        return self.events.split()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The outbox: one event for one webhook, written in the transaction of the change."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        # The worker's poll: pending deliveries whose next attempt is due.
+        Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+        Index("ix_webhook_delivery_webhook_created", "webhook_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = SQLField(default_factory=new_id, primary_key=True)
+    webhook_id: uuid.UUID = SQLField(foreign_key="webhook.id", ondelete="CASCADE")
+    event_type: str = SQLField(sa_column=Column(String(32), nullable=False))
+    client_id: uuid.UUID = SQLField(foreign_key="user_account.id", ondelete="CASCADE")
+    session_id: uuid.UUID
+    payload: str = SQLField(sa_column=Column(Text, nullable=False))
+    status: str = SQLField(default="pending", sa_column=Column(String(16), nullable=False))
+    attempts: int = SQLField(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    last_status_code: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    next_attempt_at: datetime = SQLField(default_factory=utc_now, sa_type=UTCDateTime)
+    created_at: datetime = SQLField(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = SQLField(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+# --- API schemas -------------------------------------------------------------------------
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=2048,
+            description="An http(s) URL. Hosts that resolve to loopback, private, link-local or "
+            "other non-public addresses are refused unless the server allows them.",
+        ),
+    ]
+    events: list[EventType] = Field(
+        default_factory=_all_events,
+        min_length=1,
+        max_length=len(EVENT_TYPES),
+        description="Event types to receive; default all three.",
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists an event type more than once")
+        return value
+
+
+class WebhookPublic(BaseModel):
+    id: uuid.UUID
+    url: str
+    events: list[EventType]
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(
+        description="`whsec_` + base64 of the signing key. Shown only in this response."
+    )
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookPublic]
+    next_cursor: str | None
+
+
+class DeliveryPublic(BaseModel):
+    id: uuid.UUID = Field(description="Also the `webhook-id` header of every attempt.")
+    event_type: EventType
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None = Field(
+        description="HTTP status of the last attempt; null before the first answer or on a "
+        "timeout / connection error."
+    )
+    client_id: uuid.UUID
+    session_id: uuid.UUID
+    created_at: datetime
+    next_attempt_at: datetime | None = Field(
+        description="When the next attempt is due while pending; null otherwise."
+    )
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryPublic]
+    next_cursor: str | None
