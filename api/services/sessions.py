@@ -1,7 +1,5 @@
 """Release sessions: create (idempotent), read, list, merge-patch, delete, batch."""
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -16,7 +14,6 @@ from sqlmodel import Session
 
 from api.db import write_transaction
 from api.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     PreconditionFailed,
@@ -24,6 +21,7 @@ from api.errors import (
     field_errors,
 )
 from api.services.events import publish_session_events
+from api.services.pagination import decode_cursor, encode_cursor
 from api.services.sync import next_feed_seq
 from models.base import utc_now
 from models.release_session import (
@@ -134,23 +132,6 @@ def get_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> Sess
     return to_public_many(db, [row])[0]
 
 
-def _encode_cursor(row: ReleaseSession) -> str:
-    raw = f"{row.started_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        started, session_id = raw.split("|")
-        started_at = datetime.fromisoformat(started)
-        if started_at.tzinfo is None:
-            raise ValueError("naive")
-        return started_at, uuid.UUID(session_id)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("Malformed cursor.") from None
-
-
 def list_sessions(
     db: Session,
     owner_id: uuid.UUID,
@@ -177,7 +158,7 @@ def list_sessions(
             rated = rated.where(Rating.metric == filters.metric)
         statement = statement.where(exists(rated))
     if cursor:
-        started_at, session_id = _decode_cursor(cursor)
+        started_at, session_id = decode_cursor(cursor)
         statement = statement.where(
             or_(
                 ReleaseSession.started_at < started_at,
@@ -189,7 +170,8 @@ def list_sessions(
         ReleaseSession.id.desc(),  # type: ignore[attr-defined]
     ).limit(limit + 1)
     rows = list(db.execute(statement).scalars())
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = encode_cursor(last.started_at, last.id) if last else None
     return SessionList(items=to_public_many(db, rows[:limit]), next_cursor=next_cursor)
 
 

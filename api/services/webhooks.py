@@ -6,7 +6,6 @@ worker in `webhook_worker.py` delivers them.
 """
 
 import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -23,7 +22,8 @@ from sqlalchemy import and_, func, insert, or_, select
 from sqlmodel import Session
 
 from api.db import write_transaction
-from api.errors import BadRequest, Conflict, NotFound, Unprocessable
+from api.errors import Conflict, NotFound, Unprocessable
+from api.services.pagination import decode_cursor, encode_cursor
 from models.base import utc_now
 from models.coaching import Grant
 from models.release_session import SessionPublic
@@ -172,28 +172,11 @@ def create_webhook(
         return WebhookCreated(**_webhook_public(row).model_dump(), secret=row.secret)
 
 
-def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, row_id = raw.split("|")
-        created_at = datetime.fromisoformat(created)
-        if created_at.tzinfo is None:
-            raise ValueError("naive")
-        return created_at, uuid.UUID(row_id)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("Malformed cursor.") from None
-
-
 def list_webhooks(db: Session, owner_id: uuid.UUID, limit: int, cursor: str | None) -> WebhookList:
     """The owner's webhooks, oldest first (secrets are never shown again)."""
     statement = select(Webhook).where(Webhook.user_id == owner_id)
     if cursor:
-        created_at, row_id = _decode_cursor(cursor)
+        created_at, row_id = decode_cursor(cursor)
         statement = statement.where(
             or_(
                 Webhook.created_at > created_at,
@@ -203,9 +186,7 @@ def list_webhooks(db: Session, owner_id: uuid.UUID, limit: int, cursor: str | No
     statement = statement.order_by(Webhook.created_at, Webhook.id).limit(limit + 1)  # type: ignore[arg-type]
     rows = list(db.execute(statement).scalars())
     next_cursor = (
-        _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
-        if len(rows) > limit
-        else None
+        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     )
     return WebhookList(
         items=[_webhook_public(row) for row in rows[:limit]], next_cursor=next_cursor
@@ -234,7 +215,7 @@ def list_deliveries(
     _own_webhook(db, owner_id, webhook_id)
     statement = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
     if cursor:
-        created_at, row_id = _decode_cursor(cursor)
+        created_at, row_id = decode_cursor(cursor)
         statement = statement.where(
             or_(
                 WebhookDelivery.created_at < created_at,
@@ -263,9 +244,7 @@ def list_deliveries(
         for row in rows[:limit]
     ]
     next_cursor = (
-        _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
-        if len(rows) > limit
-        else None
+        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     )
     return DeliveryList(items=items, next_cursor=next_cursor)
 
