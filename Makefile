@@ -27,8 +27,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# TEST_DATABASE_URL is emptied so that an exported PostgreSQL URL cannot turn this run into a
+# second PostgreSQL run.
 test-sqlite: install
-	$(PY) -m pytest
+	TEST_DATABASE_URL= $(PY) -m pytest
 
 # Runs when PostgreSQL answers; with CI=true an unreachable server is a failure.
 test-postgres: install

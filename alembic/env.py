@@ -3,7 +3,7 @@
 import os
 from logging.config import fileConfig
 
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
@@ -15,6 +15,9 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 target_metadata = SQLModel.metadata
 DEFAULT_DATABASE_URL = "sqlite:///./releaselog.db"
+# PostgreSQL advisory lock key held while migrating, so that several containers starting at
+# once (each runs `releaselog serve`: migrate, then serve) upgrade one after the other.
+MIGRATION_LOCK_KEY = 7_165_118_001
 
 
 def database_url() -> str:
@@ -53,6 +56,10 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Released at commit; the next migrator then reads the new alembic_version.
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

@@ -12,7 +12,9 @@ def migrate() -> None:
 
     from alembic import command
 
-    command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+    # ALEMBIC_CONFIG (alembic's own variable) points at alembic.ini when the package is
+    # installed as a wheel (the Docker image), away from the source tree.
+    command.upgrade(Config(os.environ.get("ALEMBIC_CONFIG", str(ROOT / "alembic.ini"))), "head")
 
 
 def serve(host: str, port: int, workers: int) -> None:

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # PostgreSQL: give up connecting after this long (libpq's minimum is 2), so /readyz
+    # answers 503 instead of hanging when the server does not answer at all.
+    db_connect_timeout_seconds: int = Field(default=5, ge=2)
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "NORMAL"
     login_limit_per_account: str = "10/minute"

@@ -56,8 +56,11 @@ def create_db_engine(settings: Settings) -> Engine:
         _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
         return engine
     connect_args: dict[str, object] = {}
-    if url.get_backend_name() == "postgresql" and settings.db_statement_timeout_ms:
-        connect_args["options"] = f"-c statement_timeout={int(settings.db_statement_timeout_ms)}"
+    if url.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = settings.db_connect_timeout_seconds
+        if settings.db_statement_timeout_ms:
+            timeout = int(settings.db_statement_timeout_ms)
+            connect_args["options"] = f"-c statement_timeout={timeout}"
     return create_engine(
         url,
         pool_size=settings.db_pool_size,

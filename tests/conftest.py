@@ -55,6 +55,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'releaselog.db'}"
 
 
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes empty databases on this run's backend, apart from `database_url`; dropped after."""
+    drops: list[Callable[[], None]] = []
+
+    def make() -> str:
+        base = os.environ.get("TEST_DATABASE_URL", "")
+        if base.startswith("postgresql"):
+            url, drop = _create_postgres_database(base)
+            drops.append(drop)
+            return url
+        return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:12]}.db'}"
+
+    yield make
+    for drop in drops:
+        drop()
+
+
 def migrate(database_url: str, revision: str = "head") -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = database_url
