@@ -1,0 +1,48 @@
+"""Helpers for the summary, roster and export tests: sessions through the API, grants directly."""
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from models.coaching import Grant
+
+
+def rating(
+    metric: str = "pain",
+    before: float = 6,
+    after: float | None = 3,
+    region: str = "adductors",
+    side: str = "both",
+) -> dict[str, Any]:
+    return {"region": region, "side": side, "metric": metric, "before": before, "after": after}
+
+
+def log_session(
+    client: TestClient, person: Any, started_at: str, *ratings: dict[str, Any], **fields: Any
+) -> str:
+    """Create a session through the API (no water or feeling unless given); its id."""
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "started_at": started_at,
+        "ratings": list(ratings) or [rating()],
+        **fields,
+    }
+    response = client.post("/v1/sessions", json=body, headers=person.headers)
+    assert response.status_code == 201, response.text
+    return body["id"]
+
+
+def grant(app: FastAPI, coach: Any, client: Any) -> None:
+    """A live grant from `client` to `coach` (the invite flow belongs to another feature)."""
+    with Session(app.state.engine) as db:
+        db.add(Grant(coach_id=uuid.UUID(coach.id), client_id=uuid.UUID(client.id)))
+        db.commit()
+
+
+def summary(client: TestClient, person: Any, path: str = "/v1/summary", **params: Any) -> Any:
+    response = client.get(path, params=params, headers=person.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
