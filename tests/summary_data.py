@@ -1,13 +1,9 @@
-"""Helpers for the summary, roster and export tests: sessions through the API, grants directly."""
+"""Helpers for the summary, roster and export tests: sessions and summaries via the API."""
 
 import uuid
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
-
-from models.coaching import Grant
 
 
 def rating(
@@ -33,13 +29,6 @@ def log_session(
     response = client.post("/v1/sessions", json=body, headers=person.headers)
     assert response.status_code == 201, response.text
     return body["id"]
-
-
-def grant(app: FastAPI, coach: Any, client: Any) -> None:
-    """A live grant from `client` to `coach` (the invite flow belongs to another feature)."""
-    with Session(app.state.engine) as db:
-        db.add(Grant(coach_id=uuid.UUID(coach.id), client_id=uuid.UUID(client.id)))
-        db.commit()
 
 
 def summary(client: TestClient, person: Any, path: str = "/v1/summary", **params: Any) -> Any:

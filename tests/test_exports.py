@@ -6,7 +6,8 @@ import io
 import pytest
 
 from api.services import exports
-from tests.summary_data import grant, log_session, rating
+from tests.factories import link
+from tests.summary_data import log_session, rating
 
 HEADER = [
     "session_id",
@@ -145,7 +146,7 @@ def test_empty_export_is_the_header(client, alice):
     assert _export(client, alice) == []
 
 
-def test_export_privacy(client, app, alice, bob):
+def test_export_privacy(client, alice, bob):
     log_session(client, alice, "2026-10-05T08:00:00Z")
     deleted = log_session(client, alice, "2026-10-06T08:00:00Z")
     assert client.delete(f"/v1/sessions/{deleted}", headers=alice.headers).status_code == 204
@@ -156,6 +157,9 @@ def test_export_privacy(client, app, alice, bob):
     response = client.get(f"/v1/clients/{alice.id}/export.csv", headers=bob.headers)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
-    grant(app, coach=bob, client=alice)
-    assert _export(client, bob, f"/v1/clients/{alice.id}/export.csv") == _export(client, alice)
+    granted = link(client, bob, alice)
+    path = f"/v1/clients/{alice.id}/export.csv"
+    assert _export(client, bob, path) == _export(client, alice)
+    assert client.delete(f"/v1/grants/{granted['id']}", headers=alice.headers).status_code == 204
+    assert client.get(path, headers=bob.headers).status_code == 404
     assert client.get("/v1/export.csv").status_code == 401

@@ -7,6 +7,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from api.services.roster import NO_PAIN_DATA, roster_pain
+from tests.factories import link
 from tests.summary_data import log_session, rating
 
 
@@ -84,3 +85,25 @@ def test_roster_pain_on_crafted_data(client, app, make_person):
 def test_roster_pain_of_nobody(app):
     with Session(app.state.engine) as db:
         assert roster_pain(db, [], datetime.now(UTC)) == {}
+
+
+def test_roster_endpoint_shows_pain_and_flags(client, make_person):
+    coach, client_person = make_person("Coach"), make_person("Client")
+    link(client, coach, client_person)
+    now = datetime.now(UTC)
+    # Pain before 2, 4, 6 one, two and three weeks into the 28 days: worsening. Yesterday
+    # it went 6 -> 7: after higher. Pairs (2->2, 4->3, 6->7): before 4, after 4, change 0.
+    for days_ago, before, after in ((21, 2, 2), (14, 4, 3), (1, 6, 7)):
+        started_at = (now - timedelta(days=days_ago)).isoformat()
+        log_session(client, client_person, started_at, rating("pain", before, after))
+
+    items = client.get("/v1/clients", headers=coach.headers).json()["items"]
+
+    assert len(items) == 1
+    assert items[0]["pain"] == {
+        "mean_before_28d": 4.0,
+        "mean_change_28d": 0.0,
+        "trend": "worsening",
+    }
+    assert items[0]["flags"] == ["pain_worsening", "pain_after_higher"]
+    assert items[0]["sessions_7d"] == 1

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.summary_data import grant, log_session, rating, summary
+from tests.factories import api_key, link
+from tests.summary_data import log_session, rating, summary
 
 NULL_POINT = {"sessions": 0, "mean_before": None, "mean_after": None, "mean_change": None}
 
@@ -470,7 +471,7 @@ def test_summary_needs_authentication(client):
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-def test_summary_privacy(client, app, alice, bob):
+def test_summary_privacy(client, alice, bob):
     log_session(client, alice, "2026-10-05T08:00:00Z", rating("pain", 6, 3))
     period = {"from": "2026-10-01T00:00:00Z", "to": "2026-10-10T00:00:00Z"}
     # Bob's own summary never includes Alice's sessions.
@@ -485,13 +486,26 @@ def test_summary_privacy(client, app, alice, bob):
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("application/problem+json")
     # With a live grant from Alice, Bob reads the same summary Alice sees.
-    grant(app, coach=bob, client=alice)
-    coach_view = summary(client, bob, f"/v1/clients/{alice.id}/summary", **period)
+    granted = link(client, bob, alice)
+    path = f"/v1/clients/{alice.id}/summary"
+    coach_view = summary(client, bob, path, **period)
     assert coach_view == summary(client, alice, **period)
     assert coach_view["adherence"]["sessions"] == 1
+    # A coach's API key needs both summaries:read and clients:read.
+    for scopes, status in (
+        (["summaries:read"], 404),
+        (["clients:read"], 403),
+        (["summaries:read", "clients:read"], 200),
+    ):
+        headers, _ = api_key(client, bob, *scopes)
+        assert client.get(path, params=period, headers=headers).status_code == status
     # The grant is one way: Alice may not read Bob's.
     response = client.get(f"/v1/clients/{bob.id}/summary", headers=alice.headers)
     assert response.status_code == 404
+    # Once Alice revokes the grant, her summary is 404 for Bob at once.
+    revoked = client.delete(f"/v1/grants/{granted['id']}", headers=alice.headers)
+    assert revoked.status_code == 204
+    assert client.get(path, params=period, headers=bob.headers).status_code == 404
 
 
 def test_api_key_needs_the_summaries_scope(client, alice):

@@ -18,7 +18,7 @@ RECENT_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
-class RosterPain:
+class PainStatistics:
     """A client's pain over the last 28 days (every region and side pooled)."""
 
     mean_before_28d: float | None  # over pairs, like a summary's mean_before
@@ -39,12 +39,12 @@ class RosterPain:
         ]
 
 
-NO_PAIN_DATA = RosterPain(None, None, None, pain_worsening=False, pain_after_higher=False)
+NO_PAIN_DATA = PainStatistics(None, None, None, pain_worsening=False, pain_after_higher=False)
 
 
 def roster_pain(
     db: Session, client_ids: list[uuid.UUID], now: datetime
-) -> dict[uuid.UUID, RosterPain]:
+) -> dict[uuid.UUID, PainStatistics]:
     """Pain figures per client; a client without pain ratings gets NO_PAIN_DATA."""
     result = dict.fromkeys(client_ids, NO_PAIN_DATA)
     if not client_ids:
@@ -97,7 +97,7 @@ def roster_pain(
         slope_stats = figures.SlopeStats(int(count), sum_x, sum_y, sum_xx, sum_xy)
         slope = figures.least_squares_slope(slope_stats)
         trend = figures.trend(slope, slope_stats.n, PAIN_WINDOW.total_seconds() / 86_400, PAIN)
-        result[client_id] = RosterPain(
+        result[client_id] = PainStatistics(
             mean_before_28d=pair_figures.mean_before,
             mean_change_28d=pair_figures.mean_change,
             trend=trend,
