@@ -1,7 +1,7 @@
 """Summaries and CSV exports: the caller's own, and a coach's view of a client's."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -31,7 +31,7 @@ for every definition. Notes where the contract leaves room:
 - `tz` defaults to the time zone of the person summarised (the client, for a coach).
 - A period is at most 10 years long, and at most 5 years with `bucket=day`.
 """
-CSV_RESPONSE = {
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "One row per rating, oldest session first, header row first.",
         "content": {"text/csv": {"schema": {"type": "string"}}},

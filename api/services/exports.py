@@ -7,11 +7,11 @@ previous batch's last (started_at, id), along the (user_id, started_at, id) inde
 import csv
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.release_session import Rating, ReleaseSession
 
@@ -65,18 +65,21 @@ def _session_batch(
     db: Session, person_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None
 ) -> list[ReleaseSession]:
     statement = select(ReleaseSession).where(
-        ReleaseSession.user_id == person_id,
-        ReleaseSession.deleted_at.is_(None),  # type: ignore[union-attr]
+        col(ReleaseSession.user_id) == person_id,
+        col(ReleaseSession.deleted_at).is_(None),
     )
     if after is not None:
         started_at, session_id = after
         statement = statement.where(
             or_(
-                ReleaseSession.started_at > started_at,
-                and_(ReleaseSession.started_at == started_at, ReleaseSession.id > session_id),
+                col(ReleaseSession.started_at) > started_at,
+                and_(
+                    col(ReleaseSession.started_at) == started_at,
+                    col(ReleaseSession.id) > session_id,
+                ),
             )
         )
-    statement = statement.order_by(ReleaseSession.started_at, ReleaseSession.id).limit(
+    statement = statement.order_by(col(ReleaseSession.started_at), col(ReleaseSession.id)).limit(
         SESSIONS_PER_BATCH
     )
     return list(db.execute(statement).scalars())
@@ -86,8 +89,8 @@ def _ratings(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[
     grouped: dict[uuid.UUID, list[Rating]] = {session_id: [] for session_id in session_ids}
     statement = (
         select(Rating)
-        .where(Rating.session_id.in_(session_ids))  # type: ignore[attr-defined]
-        .order_by(Rating.session_id, Rating.position)
+        .where(col(Rating.session_id).in_(session_ids))
+        .order_by(col(Rating.session_id), col(Rating.position))
     )
     for rating in db.execute(statement).scalars():
         grouped[rating.session_id].append(rating)
@@ -115,7 +118,7 @@ def _rows(session: ReleaseSession, ratings: list[Rating]) -> Iterator[list[str]]
         ]
 
 
-def _encode(rows: list[list[str]] | list[tuple[str, ...]]) -> str:
+def _encode(rows: Iterable[Sequence[str]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue()

@@ -111,7 +111,7 @@ class LocalCalendar:
         local_seconds = EpochSeconds(started_at) + offset - first_midnight
         return cast(local_seconds // SECONDS_PER_DAY, Integer)
 
-    def weeks_since_start(self, started_at: Any) -> ColumnElement[float]:
+    def weeks_since_start(self, started_at: Any) -> ColumnElement[Any]:
         """SQL: time since `start` in weeks, the x of the baseline slope."""
         start_epoch = int(self.start.timestamp())
         return (EpochSeconds(started_at) - start_epoch) / float(SECONDS_PER_WEEK)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Float, and_, case, cast, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.services import summary_figures as figures
 from api.services.local_dates import SECONDS_PER_WEEK, EpochSeconds
@@ -50,24 +50,24 @@ def roster_pain(
     if not client_ids:
         return result
     start = now - PAIN_WINDOW
-    is_pair = Rating.after.is_not(None)  # type: ignore[union-attr]
+    is_pair = col(Rating.after).is_not(None)
     x = cast(
-        (EpochSeconds(Rating.started_at) - int(start.timestamp())) / float(SECONDS_PER_WEEK),
+        (EpochSeconds(col(Rating.started_at)) - int(start.timestamp())) / float(SECONDS_PER_WEEK),
         Float,
     )
-    before = Rating.before
+    before = col(Rating.before)
     higher_after = and_(
-        Rating.started_at >= now - RECENT_WINDOW,
+        col(Rating.started_at) >= now - RECENT_WINDOW,
         is_pair,
-        Rating.after > Rating.before + figures.EPSILON,  # type: ignore[operator]
+        col(Rating.after) > col(Rating.before) + figures.EPSILON,
     )
     statement = (
         select(
-            Rating.user_id,
+            col(Rating.user_id),
             func.count(),
             func.sum(case((is_pair, 1), else_=0)),
             func.sum(case((is_pair, before), else_=None)),
-            func.sum(Rating.after),
+            func.sum(col(Rating.after)),
             func.sum(x),
             func.sum(before),
             func.sum(x * x),
@@ -75,12 +75,12 @@ def roster_pain(
             func.sum(case((higher_after, 1), else_=0)),
         )
         .where(
-            Rating.user_id.in_(client_ids),  # type: ignore[attr-defined]
-            Rating.metric == PAIN.slug,
-            Rating.started_at >= start,
-            Rating.started_at <= now,
+            col(Rating.user_id).in_(client_ids),
+            col(Rating.metric) == PAIN.slug,
+            col(Rating.started_at) >= start,
+            col(Rating.started_at) <= now,
         )
-        .group_by(Rating.user_id)
+        .group_by(col(Rating.user_id))
     )
     for row in db.execute(statement):
         client_id, count, pairs, sum_before, sum_after = row[:5]

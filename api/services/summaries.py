@@ -8,12 +8,12 @@ the streaks). No person's rows are loaded into Python.
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Float, and_, case, cast, exists, func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.errors import NotFound, Unprocessable
 from api.services import summary_figures as figures
@@ -103,7 +103,7 @@ def resolve_period(query: SummaryQuery, account_tz: str, now: datetime) -> Perio
 def _direction_improvement(before: Any, after: Any) -> Any:
     """SQL: after - before signed so that positive is better."""
     return case(
-        (Rating.metric.in_(_LOWER_IS_BETTER), before - after),  # type: ignore[attr-defined]
+        (col(Rating.metric).in_(_LOWER_IS_BETTER), before - after),
         else_=after - before,
     )
 
@@ -112,11 +112,13 @@ def _responder(before: Any, after: Any) -> Any:
     """SQL: 1 for a pair whose improvement reaches the metric's MCID (see is_responder)."""
     improvement = _direction_improvement(before, after)
     mcid_abs = case(
-        *[(Rating.metric == metric.slug, metric.mcid_abs) for metric in METRICS], else_=None
+        *[(col(Rating.metric) == metric.slug, metric.mcid_abs) for metric in METRICS], else_=None
     )
-    pct_metrics = [metric for metric in METRICS if metric.mcid_pct is not None]
+    pct_shares = {
+        metric.slug: metric.mcid_pct / 100 for metric in METRICS if metric.mcid_pct is not None
+    }
     mcid_pct = case(
-        *[(Rating.metric == metric.slug, metric.mcid_pct / 100) for metric in pct_metrics],
+        *[(col(Rating.metric) == slug, share) for slug, share in pct_shares.items()],
         else_=None,
     )
     reaches = or_(
@@ -138,28 +140,28 @@ def _metric_statistics(
     person_id: uuid.UUID,
     period: Period,
     calendar: LocalCalendar,
-    starts: list,
+    starts: list[date],
     region: str | None,
     metric: str | None,
 ) -> dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]]:
     rows = select(
-        Rating.region,
-        Rating.side,
-        Rating.metric,
-        Rating.before,
-        Rating.after,
-        calendar.day_expression(Rating.started_at).label("day"),
-        calendar.weeks_since_start(Rating.started_at).label("x"),
-        _responder(Rating.before, Rating.after).label("responder"),
+        col(Rating.region),
+        col(Rating.side),
+        col(Rating.metric),
+        col(Rating.before),
+        col(Rating.after),
+        calendar.day_expression(col(Rating.started_at)).label("day"),
+        calendar.weeks_since_start(col(Rating.started_at)).label("x"),
+        _responder(col(Rating.before), col(Rating.after)).label("responder"),
     ).where(
-        Rating.user_id == person_id,
-        Rating.started_at >= period.start,
-        Rating.started_at <= period.end,
+        col(Rating.user_id) == person_id,
+        col(Rating.started_at) >= period.start,
+        col(Rating.started_at) <= period.end,
     )
     if region is not None:
-        rows = rows.where(Rating.region == region)
+        rows = rows.where(col(Rating.region) == region)
     if metric is not None:
-        rows = rows.where(Rating.metric == metric)
+        rows = rows.where(col(Rating.metric) == metric)
     rated = rows.subquery("rated")
     bucketed = select(
         rated,
@@ -206,17 +208,19 @@ def _session_filter(
     person_id: uuid.UUID, period: Period, region: str | None, metric: str | None
 ) -> list[Any]:
     conditions: list[Any] = [
-        ReleaseSession.user_id == person_id,
-        ReleaseSession.deleted_at.is_(None),  # type: ignore[union-attr]
-        ReleaseSession.started_at >= period.start,
-        ReleaseSession.started_at <= period.end,
+        col(ReleaseSession.user_id) == person_id,
+        col(ReleaseSession.deleted_at).is_(None),
+        col(ReleaseSession.started_at) >= period.start,
+        col(ReleaseSession.started_at) <= period.end,
     ]
     if region is not None or metric is not None:
-        rated = select(Rating.session_id).where(Rating.session_id == ReleaseSession.id)
+        rated = select(col(Rating.session_id)).where(
+            col(Rating.session_id) == col(ReleaseSession.id)
+        )
         if region is not None:
-            rated = rated.where(Rating.region == region)
+            rated = rated.where(col(Rating.region) == region)
         if metric is not None:
-            rated = rated.where(Rating.metric == metric)
+            rated = rated.where(col(Rating.metric) == metric)
         conditions.append(exists(rated))
     return conditions
 
@@ -228,23 +232,23 @@ def _count_where(condition: Any) -> Any:
 def _session_statistics(
     db: Session, conditions: list[Any]
 ) -> tuple[figures.SessionStats, datetime | None]:
-    before = ReleaseSession.water_before_ml
-    after = ReleaseSession.water_after_ml
-    unwell = ReleaseSession.felt_unwell_after
+    before = col(ReleaseSession.water_before_ml)
+    after = col(ReleaseSession.water_after_ml)
+    unwell = col(ReleaseSession.felt_unwell_after)
     with_water = and_(before.is_not(None), after.is_not(None))  # type: ignore[union-attr]
     hydrated = and_(with_water, before >= HYDRATED_ML, after >= HYDRATED_ML)  # type: ignore[operator]
     not_hydrated = and_(with_water, or_(before < HYDRATED_ML, after < HYDRATED_ML))  # type: ignore[operator]
     felt = unwell.is_not(None)  # type: ignore[union-attr]
     statement = select(
         func.count(),
-        _count_where(ReleaseSession.complete.is_(True)),  # type: ignore[attr-defined]
+        _count_where(col(ReleaseSession.complete).is_(True)),
         _count_where(with_water),
         _count_where(hydrated),
         _count_where(and_(hydrated, felt)),
         _count_where(and_(hydrated, unwell.is_(True))),  # type: ignore[union-attr]
         _count_where(and_(not_hydrated, felt)),
         _count_where(and_(not_hydrated, unwell.is_(True))),  # type: ignore[union-attr]
-        func.max(ReleaseSession.started_at),
+        func.max(col(ReleaseSession.started_at)),
     ).where(*conditions)
     row = db.execute(statement).one()
     counts = [int(value or 0) for value in row[:8]]
@@ -252,7 +256,7 @@ def _session_statistics(
 
 
 def _active_days(db: Session, conditions: list[Any], calendar: LocalCalendar) -> list[int]:
-    day = calendar.day_expression(ReleaseSession.started_at).label("day")
+    day = calendar.day_expression(col(ReleaseSession.started_at)).label("day")
     days = select(day).where(*conditions).subquery("days")
     return [int(value) for value in db.execute(select(days.c.day).distinct()).scalars()]
 
@@ -263,7 +267,7 @@ def _active_days(db: Session, conditions: list[Any], calendar: LocalCalendar) ->
 def _metric_summary(
     key: MetricKey,
     by_bucket: dict[int, tuple[figures.PairStats, figures.SlopeStats]],
-    starts: list,
+    starts: list[date],
     period: Period,
 ) -> MetricSummary:
     metric = METRICS_BY_SLUG[key.metric]
