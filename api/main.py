@@ -23,6 +23,7 @@ from api.routes import (
     health,
     metrics,
     sessions,
+    summaries,
     webhooks,
 )
 from api.services.ratelimit import LoginLimiter
@@ -61,7 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)
-    routers = (health, catalog, auth, sessions, coaching, clients, webhooks, exports_fhir, metrics)
+    routers = (
+        health,
+        catalog,
+        auth,
+        sessions,
+        coaching,
+        clients,
+        webhooks,
+        exports_fhir,
+        metrics,
+        summaries,
+    )
     for module in routers:
         app.include_router(module.router)
 

@@ -236,7 +236,8 @@ def test_roster_lists_live_clients_with_activity_and_flags(client, make_person):
                 "last_session_at": latest["started_at"],  # the deleted one does not count
                 "sessions_7d": 1,  # 2 days ago (1 day ago was deleted)
                 "sessions_28d": 2,  # 2 and 10 days ago; 30 days is outside
-                "pain": no_pain,
+                # Pain 6 -> 3 in both (the factory's ratings): two ratings are no trend yet.
+                "pain": {"mean_before_28d": 6.0, "mean_change_28d": -3.0, "trend": None},
                 "flags": [],
             },
             {
@@ -245,7 +246,7 @@ def test_roster_lists_live_clients_with_activity_and_flags(client, make_person):
                 "last_session_at": bea_session["started_at"],
                 "sessions_7d": 0,
                 "sessions_28d": 1,  # 8 days ago
-                "pain": no_pain,
+                "pain": {"mean_before_28d": 6.0, "mean_change_28d": -3.0, "trend": None},
                 "flags": ["inactive_7d"],
             },
             {

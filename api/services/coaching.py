@@ -13,6 +13,7 @@ from api.errors import Conflict, NotFound
 from api.security import hash_secret
 from api.services import sessions as session_service
 from api.services.access import Caller, has_live_grant, readable_person
+from api.services.roster import roster_pain as pain_statistics
 from models.base import utc_now
 from models.coaching import (
     Grant,
@@ -181,18 +182,21 @@ class ClientPain:
 
 
 def roster_pain(
-    db: Session,  # noqa: ARG001  (the summaries issue queries it)
-    client_ids: list[uuid.UUID],
-    now: datetime,  # noqa: ARG001
+    db: Session, client_ids: list[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, ClientPain]:
-    """The 28-day pain block and pain flags (`pain_worsening`, `pain_after_higher`) per client.
-
-    A placeholder: every figure is null and no flag is raised. The summaries issue fills it
-    in, for the whole roster in a bounded number of queries, with the same definitions as
-    `GET /v1/summary` (means over pairs, least-squares trend against half the pain MCID).
-    """
-    empty = RosterPain(mean_before_28d=None, mean_change_28d=None, trend=None)
-    return {client_id: ClientPain(pain=empty) for client_id in client_ids}
+    """The 28-day pain block and pain flags (`pain_worsening`, `pain_after_higher`) per client,
+    from one grouped query for the whole roster (see api/services/roster.py)."""
+    return {
+        client_id: ClientPain(
+            pain=RosterPain(
+                mean_before_28d=statistics.mean_before_28d,
+                mean_change_28d=statistics.mean_change_28d,
+                trend=statistics.trend,  # type: ignore[arg-type]
+            ),
+            flags=statistics.flags,  # type: ignore[arg-type]
+        )
+        for client_id, statistics in pain_statistics(db, client_ids, now).items()
+    }
 
 
 def roster(db: Session, coach_id: uuid.UUID) -> Roster:

@@ -1,0 +1,157 @@
+"""Local dates of UTC timestamps in an IANA time zone, computed by the database.
+
+Neither SQLite nor a portable SQL has time zone rules, so Python works out the zone's UTC
+offsets over the period (one segment per daylight-saving change) and the query applies them
+with a CASE. Days are numbered from the local date of the period's start (day 0), which keeps
+every number non-negative, so integer division is floor division on both databases.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, ColumnElement, Integer, case, cast, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
+_SCAN_STEP = timedelta(hours=12)  # no zone changes its offset twice within 12 hours
+
+
+class EpochSeconds(FunctionElement[int]):
+    """Whole seconds since 1970-01-01 UTC of a UTC timestamp column."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(EpochSeconds, "sqlite")
+def _epoch_sqlite(element: EpochSeconds, compiler: Any, **kw: Any) -> str:
+    # SQLite stores naive UTC text ('2026-11-20 06:30:00.123456'); strftime would round
+    # the fraction up (23:59:59.9 -> the next day), so cut it off first.
+    (column,) = element.clauses
+    return f"CAST(strftime('%s', substr({compiler.process(column, **kw)}, 1, 19)) AS INTEGER)"
+
+
+@compiles(EpochSeconds)
+def _epoch_default(element: EpochSeconds, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST(floor(extract(epoch from {compiler.process(column, **kw)})) AS BIGINT)"
+
+
+def utc_offset(zone: ZoneInfo, instant: datetime) -> int:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return int(offset.total_seconds())
+
+
+def offset_segments(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """[(from_instant, offset_seconds)] covering start..end, the first from `start`."""
+    segments = [(start, utc_offset(zone, start))]
+    cursor = start
+    while cursor < end:
+        step_end = min(cursor + _SCAN_STEP, end)
+        if utc_offset(zone, step_end) != segments[-1][1]:
+            # Zones change at whole seconds: find the first second with the new offset.
+            low, high = math.floor(cursor.timestamp()), math.ceil(step_end.timestamp())
+            while high - low > 1:
+                middle = (low + high) // 2
+                if utc_offset(zone, _instant(middle)) == segments[-1][1]:
+                    low = middle
+                else:
+                    high = middle
+            segments.append((_instant(high), utc_offset(zone, _instant(high))))
+        cursor = step_end
+    return segments
+
+
+def _instant(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True)
+class LocalCalendar:
+    """The period's local calendar: day numbers, and the expression that computes them."""
+
+    zone: ZoneInfo
+    start: datetime  # UTC
+    end: datetime  # UTC
+
+    @property
+    def first_date(self) -> date:
+        return self.start.astimezone(self.zone).date()
+
+    @property
+    def last_date(self) -> date:
+        return self.end.astimezone(self.zone).date()
+
+    def day_number(self, instant: datetime) -> int:
+        return (instant.astimezone(self.zone).date() - self.first_date).days
+
+    def day_expression(self, started_at: Any) -> ColumnElement[int]:
+        """SQL: the local day number of `started_at` (0 = the local date of `start`)."""
+        segments = offset_segments(self.zone, self.start, self.end)
+        offset: ColumnElement[int]
+        if len(segments) == 1:
+            offset = literal(segments[0][1], Integer)
+        else:
+            offset = case(
+                *[
+                    (started_at < boundary, previous_offset)
+                    for (boundary, _), (_, previous_offset) in zip(
+                        segments[1:], segments[:-1], strict=True
+                    )
+                ],
+                else_=segments[-1][1],
+            )
+        first_midnight = (self.first_date - date(1970, 1, 1)).days * SECONDS_PER_DAY
+        local_seconds = EpochSeconds(started_at) + offset - first_midnight
+        return cast(local_seconds // SECONDS_PER_DAY, Integer)
+
+    def weeks_since_start(self, started_at: Any) -> ColumnElement[Any]:
+        """SQL: time since `start` in weeks, the x of the baseline slope."""
+        start_epoch = int(self.start.timestamp())
+        return (EpochSeconds(started_at) - start_epoch) / float(SECONDS_PER_WEEK)
+
+
+def bucket_starts(first: date, last: date, bucket: str) -> list[date]:
+    """The first local date of every bucket that first..last touches, in order."""
+    if bucket == "day":
+        start = first
+        step = timedelta(days=1)
+    elif bucket == "week":
+        start = first - timedelta(days=first.weekday())  # ISO weeks start on Monday
+        step = timedelta(days=7)
+    else:
+        starts = []
+        year, month = first.year, first.month
+        while date(year, month, 1) <= last:
+            starts.append(date(year, month, 1))
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return starts
+    starts = []
+    while start <= last:
+        starts.append(start)
+        start += step
+    return starts
+
+
+def bucket_expression(day: Any, first: date, bucket: str, starts: list[date]) -> Any:
+    """SQL: the index into `starts` of the bucket holding local day number `day`."""
+    if bucket == "day":
+        return day
+    if bucket == "week":
+        return (day + first.weekday()) // 7
+    if len(starts) == 1:
+        return literal(0, Integer)
+    return case(
+        *[(day < (start - first).days, index) for index, start in enumerate(starts[1:])],
+        else_=len(starts) - 1,
+    )
+
+
+def utc(instant: datetime) -> datetime:
+    return instant.astimezone(UTC)

@@ -1,0 +1,107 @@
+"""Pain statistics for a coach's roster: one grouped query for every client at once."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Float, and_, case, cast, func, select
+from sqlmodel import Session, col
+
+from api.services import summary_figures as figures
+from api.services.local_dates import SECONDS_PER_WEEK, EpochSeconds
+from models.catalog import METRICS_BY_SLUG
+from models.release_session import Rating
+
+PAIN = METRICS_BY_SLUG["pain"]
+PAIN_WINDOW = timedelta(days=28)
+RECENT_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class PainStatistics:
+    """A client's pain over the last 28 days (every region and side pooled)."""
+
+    mean_before_28d: float | None  # over pairs, like a summary's mean_before
+    mean_change_28d: float | None
+    trend: str | None  # the summaries' trend rule over the 28 days
+    pain_worsening: bool
+    pain_after_higher: bool  # a session in the last 7 days ended with more pain than it began
+
+    @property
+    def flags(self) -> list[str]:
+        return [
+            flag
+            for flag, raised in (
+                ("pain_worsening", self.pain_worsening),
+                ("pain_after_higher", self.pain_after_higher),
+            )
+            if raised
+        ]
+
+
+NO_PAIN_DATA = PainStatistics(None, None, None, pain_worsening=False, pain_after_higher=False)
+
+
+def roster_pain(
+    db: Session, client_ids: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, PainStatistics]:
+    """Pain figures per client; a client without pain ratings gets NO_PAIN_DATA."""
+    result = dict.fromkeys(client_ids, NO_PAIN_DATA)
+    if not client_ids:
+        return result
+    start = now - PAIN_WINDOW
+    is_pair = col(Rating.after).is_not(None)
+    x = cast(
+        (EpochSeconds(col(Rating.started_at)) - int(start.timestamp())) / float(SECONDS_PER_WEEK),
+        Float,
+    )
+    before = col(Rating.before)
+    higher_after = and_(
+        col(Rating.started_at) >= now - RECENT_WINDOW,
+        is_pair,
+        col(Rating.after) > col(Rating.before) + figures.EPSILON,
+    )
+    statement = (
+        select(
+            col(Rating.user_id),
+            func.count(),
+            func.sum(case((is_pair, 1), else_=0)),
+            func.sum(case((is_pair, before), else_=None)),
+            func.sum(col(Rating.after)),
+            func.sum(x),
+            func.sum(before),
+            func.sum(x * x),
+            func.sum(x * before),
+            func.sum(case((higher_after, 1), else_=0)),
+        )
+        .where(
+            col(Rating.user_id).in_(client_ids),
+            col(Rating.metric) == PAIN.slug,
+            col(Rating.started_at) >= start,
+            col(Rating.started_at) <= now,
+        )
+        .group_by(col(Rating.user_id))
+    )
+    for row in db.execute(statement):
+        client_id, count, pairs, sum_before, sum_after = row[:5]
+        sum_x, sum_y, sum_xx, sum_xy = (float(value or 0) for value in row[5:9])
+        pair_figures = figures.pair_figures(
+            figures.PairStats(
+                ratings=int(count),
+                pairs=int(pairs or 0),
+                sum_before=float(sum_before or 0),
+                sum_after=float(sum_after or 0),
+            ),
+            PAIN,
+        )
+        slope_stats = figures.SlopeStats(int(count), sum_x, sum_y, sum_xx, sum_xy)
+        slope = figures.least_squares_slope(slope_stats)
+        trend = figures.trend(slope, slope_stats.n, PAIN_WINDOW.total_seconds() / 86_400, PAIN)
+        result[client_id] = PainStatistics(
+            mean_before_28d=pair_figures.mean_before,
+            mean_change_28d=pair_figures.mean_change,
+            trend=trend,
+            pain_worsening=trend == "worsening",
+            pain_after_higher=bool(row[9]),
+        )
+    return result

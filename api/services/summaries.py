@@ -1,0 +1,364 @@
+"""Summaries: the SQL half. The database groups and sums; summary_figures publishes.
+
+Three grouped queries over indexed ranges: ratings per (region, side, metric, bucket), the
+sessions' totals, and the distinct local days with a session (at most one row per day, for
+the streaks). No person's rows are loaded into Python.
+"""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Float, and_, case, cast, exists, func, or_, select
+from sqlmodel import Session, col
+
+from api.errors import NotFound, Unprocessable
+from api.services import summary_figures as figures
+from api.services.local_dates import (
+    LocalCalendar,
+    bucket_expression,
+    bucket_starts,
+    utc,
+)
+from models.base import utc_now
+from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES
+from models.release_session import Rating, ReleaseSession
+from models.summary import (
+    Adherence,
+    Baseline,
+    Hydration,
+    MetricSummary,
+    SeriesPoint,
+    Summary,
+    SummaryPeriod,
+)
+from models.user import User, check_timezone
+
+DEFAULT_PERIOD = timedelta(days=90)
+MAX_PERIOD = timedelta(days=3653)  # 10 years: bounds every query and CASE
+MAX_DAY_BUCKET_PERIOD = timedelta(days=1827)  # 5 years of daily buckets
+HYDRATED_ML = 300
+
+_LOWER_IS_BETTER = [metric.slug for metric in METRICS if metric.better == "lower"]
+_REGION_ORDER = {region.slug: index for index, region in enumerate(REGIONS)}
+_SIDE_ORDER = {side: index for index, side in enumerate(SIDES)}
+_METRIC_ORDER = {metric.slug: index for index, metric in enumerate(METRICS)}
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    tz: str | None = None
+    bucket: str = "week"
+    region: str | None = None
+    metric: str | None = None
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+    tz: str
+    bucket: str
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start).total_seconds() / 86_400
+
+
+def _invalid(field: str, message: str) -> Unprocessable:
+    return Unprocessable(f"{field}: {message}", [{"loc": ["query", field], "msg": message}])
+
+
+def resolve_period(query: SummaryQuery, account_tz: str, now: datetime) -> Period:
+    """The contract's defaults, and a 422 for a period that cannot be summarised."""
+    for field, value in (("from", query.started_from), ("to", query.started_to)):
+        if value is not None and value.tzinfo is None:
+            raise _invalid(field, "must be a timestamp with an offset")
+    end = utc(query.started_to) if query.started_to is not None else now
+    start = utc(query.started_from) if query.started_from is not None else end - DEFAULT_PERIOD
+    if start > end:
+        raise _invalid("from", "must not be after `to`")
+    if end - start > MAX_PERIOD:
+        raise _invalid("from", "the period must not be longer than 10 years")
+    if query.bucket == "day" and end - start > MAX_DAY_BUCKET_PERIOD:
+        raise _invalid(
+            "bucket", "daily buckets cover at most 5 years: use week or month for longer periods"
+        )
+    tz = query.tz or account_tz
+    try:
+        check_timezone(tz)
+    except ValueError as error:
+        raise _invalid("tz", str(error)) from None
+    return Period(start, end, tz, query.bucket)
+
+
+# --- SQL: sufficient statistics ----------------------------------------------------------
+
+
+def _direction_improvement(before: Any, after: Any) -> Any:
+    """SQL: after - before signed so that positive is better."""
+    return case(
+        (col(Rating.metric).in_(_LOWER_IS_BETTER), before - after),
+        else_=after - before,
+    )
+
+
+def _responder(before: Any, after: Any) -> Any:
+    """SQL: 1 for a pair whose improvement reaches the metric's MCID (see is_responder)."""
+    improvement = _direction_improvement(before, after)
+    mcid_abs = case(
+        *[(col(Rating.metric) == metric.slug, metric.mcid_abs) for metric in METRICS], else_=None
+    )
+    pct_shares = {
+        metric.slug: metric.mcid_pct / 100 for metric in METRICS if metric.mcid_pct is not None
+    }
+    mcid_pct = case(
+        *[(col(Rating.metric) == slug, share) for slug, share in pct_shares.items()],
+        else_=None,
+    )
+    reaches = or_(
+        improvement >= mcid_abs - figures.EPSILON,
+        and_(mcid_pct.is_not(None), improvement >= mcid_pct * before - figures.EPSILON),
+    )
+    return case((and_(after.is_not(None), reaches), 1), else_=0)
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    region: str
+    side: str
+    metric: str
+
+
+def _metric_statistics(
+    db: Session,
+    person_id: uuid.UUID,
+    period: Period,
+    calendar: LocalCalendar,
+    starts: list[date],
+    region: str | None,
+    metric: str | None,
+) -> dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]]:
+    rows = select(
+        col(Rating.region),
+        col(Rating.side),
+        col(Rating.metric),
+        col(Rating.before),
+        col(Rating.after),
+        calendar.day_expression(col(Rating.started_at)).label("day"),
+        calendar.weeks_since_start(col(Rating.started_at)).label("x"),
+        _responder(col(Rating.before), col(Rating.after)).label("responder"),
+    ).where(
+        col(Rating.user_id) == person_id,
+        col(Rating.started_at) >= period.start,
+        col(Rating.started_at) <= period.end,
+    )
+    if region is not None:
+        rows = rows.where(col(Rating.region) == region)
+    if metric is not None:
+        rows = rows.where(col(Rating.metric) == metric)
+    rated = rows.subquery("rated")
+    bucketed = select(
+        rated,
+        bucket_expression(rated.c.day, calendar.first_date, period.bucket, starts).label("bucket"),
+    ).subquery("bucketed")
+    is_pair = bucketed.c.after.is_not(None)
+    x = cast(bucketed.c.x, Float)
+    before = cast(bucketed.c.before, Float)
+    statement = select(
+        bucketed.c.region,
+        bucketed.c.side,
+        bucketed.c.metric,
+        bucketed.c.bucket,
+        func.count(),
+        func.sum(case((is_pair, 1), else_=0)),
+        func.sum(case((is_pair, before), else_=None)),
+        func.sum(cast(bucketed.c.after, Float)),
+        func.sum(bucketed.c.responder),
+        func.sum(x),
+        func.sum(before),
+        func.sum(x * x),
+        func.sum(x * before),
+    ).group_by(bucketed.c.region, bucketed.c.side, bucketed.c.metric, bucketed.c.bucket)
+
+    grouped: dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]] = defaultdict(
+        dict
+    )
+    for row in db.execute(statement):
+        (reg, side, met, bucket, count, pairs, sum_before, sum_after, responders) = row[:9]
+        sum_x, sum_y, sum_xx, sum_xy = (float(value or 0) for value in row[9:])
+        pair_stats = figures.PairStats(
+            ratings=int(count),
+            pairs=int(pairs or 0),
+            sum_before=float(sum_before or 0),
+            sum_after=float(sum_after or 0),
+            responders=int(responders or 0),
+        )
+        slope_stats = figures.SlopeStats(int(count), sum_x, sum_y, sum_xx, sum_xy)
+        grouped[MetricKey(reg, side, met)][int(bucket)] = (pair_stats, slope_stats)
+    return grouped
+
+
+def _session_filter(
+    person_id: uuid.UUID, period: Period, region: str | None, metric: str | None
+) -> list[Any]:
+    conditions: list[Any] = [
+        col(ReleaseSession.user_id) == person_id,
+        col(ReleaseSession.deleted_at).is_(None),
+        col(ReleaseSession.started_at) >= period.start,
+        col(ReleaseSession.started_at) <= period.end,
+    ]
+    if region is not None or metric is not None:
+        rated = select(col(Rating.session_id)).where(
+            col(Rating.session_id) == col(ReleaseSession.id)
+        )
+        if region is not None:
+            rated = rated.where(col(Rating.region) == region)
+        if metric is not None:
+            rated = rated.where(col(Rating.metric) == metric)
+        conditions.append(exists(rated))
+    return conditions
+
+
+def _count_where(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _session_statistics(
+    db: Session, conditions: list[Any]
+) -> tuple[figures.SessionStats, datetime | None]:
+    before = col(ReleaseSession.water_before_ml)
+    after = col(ReleaseSession.water_after_ml)
+    unwell = col(ReleaseSession.felt_unwell_after)
+    with_water = and_(before.is_not(None), after.is_not(None))  # type: ignore[union-attr]
+    hydrated = and_(with_water, before >= HYDRATED_ML, after >= HYDRATED_ML)  # type: ignore[operator]
+    not_hydrated = and_(with_water, or_(before < HYDRATED_ML, after < HYDRATED_ML))  # type: ignore[operator]
+    felt = unwell.is_not(None)  # type: ignore[union-attr]
+    statement = select(
+        func.count(),
+        _count_where(col(ReleaseSession.complete).is_(True)),
+        _count_where(with_water),
+        _count_where(hydrated),
+        _count_where(and_(hydrated, felt)),
+        _count_where(and_(hydrated, unwell.is_(True))),  # type: ignore[union-attr]
+        _count_where(and_(not_hydrated, felt)),
+        _count_where(and_(not_hydrated, unwell.is_(True))),  # type: ignore[union-attr]
+        func.max(col(ReleaseSession.started_at)),
+    ).where(*conditions)
+    row = db.execute(statement).one()
+    counts = [int(value or 0) for value in row[:8]]
+    return figures.SessionStats(*counts), row[8]
+
+
+def _active_days(db: Session, conditions: list[Any], calendar: LocalCalendar) -> list[int]:
+    day = calendar.day_expression(col(ReleaseSession.started_at)).label("day")
+    days = select(day).where(*conditions).subquery("days")
+    return [int(value) for value in db.execute(select(days.c.day).distinct()).scalars()]
+
+
+# --- assembly ----------------------------------------------------------------------------
+
+
+def _metric_summary(
+    key: MetricKey,
+    by_bucket: dict[int, tuple[figures.PairStats, figures.SlopeStats]],
+    starts: list[date],
+    period: Period,
+) -> MetricSummary:
+    metric = METRICS_BY_SLUG[key.metric]
+    pairs_total = figures.PairStats()
+    slope_total = figures.SlopeStats()
+    for pair_stats, slope_stats in by_bucket.values():
+        pairs_total += pair_stats
+        slope_total += slope_stats
+    published = figures.pair_figures(pairs_total, metric)
+    slope = figures.least_squares_slope(slope_total) if slope_total.n >= 3 else None
+    series = []
+    for index, start in enumerate(starts):
+        bucket_stats = by_bucket.get(index, (figures.PairStats(), figures.SlopeStats()))[0]
+        point = figures.pair_figures(bucket_stats, metric)
+        series.append(
+            SeriesPoint(
+                start=start,
+                sessions=bucket_stats.ratings,
+                mean_before=point.mean_before,
+                mean_after=point.mean_after,
+                mean_change=point.mean_change,
+            )
+        )
+    return MetricSummary(
+        region=key.region,
+        side=key.side,
+        metric=key.metric,
+        better=metric.better,
+        pairs=published.pairs,
+        mean_before=published.mean_before,
+        mean_after=published.mean_after,
+        mean_change=published.mean_change,
+        mean_improvement=published.mean_improvement,
+        improvement_pct=published.improvement_pct,
+        responder_rate=published.responder_rate,
+        baseline=Baseline(
+            slope_per_week=figures.publish(slope, 3),
+            trend=figures.trend(slope, slope_total.n, period.days, metric),  # type: ignore[arg-type]
+        ),
+        series=series,
+    )
+
+
+def summarize(
+    db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
+) -> Summary:
+    """The summary of one person's sessions over a period (see the API's Summaries)."""
+    person = db.get(User, person_id)
+    if person is None:
+        raise NotFound("No such person.")
+    period = resolve_period(query, person.timezone, now or utc_now())
+    calendar = LocalCalendar(ZoneInfo(period.tz), period.start, period.end)
+    starts = bucket_starts(calendar.first_date, calendar.last_date, period.bucket)
+
+    statistics = _metric_statistics(
+        db, person_id, period, calendar, starts, query.region, query.metric
+    )
+    conditions = _session_filter(person_id, period, query.region, query.metric)
+    session_stats, last_session_at = _session_statistics(db, conditions)
+    days = _active_days(db, conditions, calendar) if session_stats.sessions else []
+    db.rollback()  # a read: end the transaction (and SQLite's write lock) at once
+
+    adherence = figures.adherence_figures(
+        session_stats, days, calendar.day_number(period.end), period.days
+    )
+    hydration = figures.hydration_figures(session_stats)
+    ordered = sorted(
+        statistics,
+        key=lambda key: (
+            _REGION_ORDER.get(key.region, 99),
+            _SIDE_ORDER.get(key.side, 9),
+            _METRIC_ORDER.get(key.metric, 9),
+        ),
+    )
+    return Summary(
+        period=SummaryPeriod(from_=period.start, to=period.end, tz=period.tz, bucket=period.bucket),  # type: ignore[arg-type]
+        adherence=Adherence(
+            sessions=adherence.sessions,
+            complete_sessions=adherence.complete_sessions,
+            active_days=adherence.active_days,
+            sessions_per_week=adherence.sessions_per_week,
+            current_streak_days=adherence.current_streak_days,
+            longest_streak_days=adherence.longest_streak_days,
+            last_session_at=last_session_at,
+        ),
+        hydration=Hydration(
+            sessions_with_water=hydration.sessions_with_water,
+            hydrated_sessions=hydration.hydrated_sessions,
+            hydrated_rate=hydration.hydrated_rate,
+            unwell_rate_hydrated=hydration.unwell_rate_hydrated,
+            unwell_rate_not_hydrated=hydration.unwell_rate_not_hydrated,
+        ),
+        metrics=[_metric_summary(key, statistics[key], starts, period) for key in ordered],
+    )

@@ -1,0 +1,109 @@
+"""roster_pain: the coach roster's pain figures and flags, for every client in one query."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+from sqlmodel import Session
+
+from api.services.roster import NO_PAIN_DATA, roster_pain
+from tests.factories import link
+from tests.summary_data import log_session, rating
+
+
+def test_roster_pain_on_crafted_data(client, app, make_person):
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat()
+
+    worsening = make_person("Worsening")
+    # Pain before 2, 4, 6 at 1, 2 and 3 weeks into the 28 days: slope +2/week, fitted
+    # +8 over 4 weeks: improvement -8 <= -1 -> worsening. Pairs 2->2, 4->3, 6->5:
+    # mean before 12/3 = 4, mean after 10/3 = 3.333, change -0.667 -> -0.67.
+    log_session(client, worsening, at(21), rating("pain", 2, 2))
+    log_session(client, worsening, at(14), rating("pain", 4, 3, region="calves"))
+    log_session(client, worsening, at(7), rating("pain", 6, 5, side="left"))
+
+    flared = make_person("Flared")
+    # Before 6, 4, 2, 1: falling, improving. Two days ago pain went 1 -> 3: after higher.
+    # Pairs: before (6 + 4 + 2 + 1) / 4 = 3.25, after (5 + 3 + 1 + 3) / 4 = 3, change -0.25.
+    log_session(client, flared, at(21), rating("pain", 6, 5))
+    log_session(client, flared, at(14), rating("pain", 4, 3))
+    log_session(client, flared, at(7), rating("pain", 2, 1))
+    log_session(client, flared, at(2), rating("pain", 1, 3), rating("rom", 30, 40))
+
+    sparse = make_person("Sparse")
+    # Two pain ratings in the window (no trend), one 40 days ago that does not count, and an
+    # rom rating that is not pain. 8 days ago after > before, but that is not the last 7 days.
+    log_session(client, sparse, at(40), rating("pain", 9, 1))
+    log_session(client, sparse, at(8), rating("pain", 5, 6))
+    log_session(client, sparse, at(3), rating("pain", 3, None), rating("rom", 20, 10))
+
+    idle = make_person("Idle")
+    outsider = make_person("Outsider")  # has data but is not in the roster asked for
+    log_session(client, outsider, at(1), rating("pain", 1, 9))
+
+    ids = [uuid.UUID(person.id) for person in (worsening, flared, sparse, idle)]
+    statements: list[str] = []
+    engine = app.state.engine
+
+    def count(*args) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with Session(engine) as db:
+            pain = roster_pain(db, ids, now)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len([s for s in statements if "rating" in s]) == 1  # one grouped query, not four
+
+    assert set(pain) == set(ids)
+    first = pain[ids[0]]
+    assert (first.mean_before_28d, first.mean_change_28d, first.trend) == (4.0, -0.67, "worsening")
+    assert (first.pain_worsening, first.pain_after_higher) == (True, False)
+    assert first.flags == ["pain_worsening"]
+
+    second = pain[ids[1]]
+    assert (second.mean_before_28d, second.mean_change_28d, second.trend) == (
+        3.25,
+        -0.25,
+        "improving",
+    )
+    assert second.flags == ["pain_after_higher"]
+
+    third = pain[ids[2]]
+    # Pairs: only 5 -> 6 (3 -> null is not a pair): before 5, change +1; 2 ratings: no trend.
+    assert (third.mean_before_28d, third.mean_change_28d, third.trend) == (5.0, 1.0, None)
+    assert third.flags == []
+
+    assert pain[ids[3]] == NO_PAIN_DATA
+    assert pain[ids[3]].flags == []
+
+
+def test_roster_pain_of_nobody(app):
+    with Session(app.state.engine) as db:
+        assert roster_pain(db, [], datetime.now(UTC)) == {}
+
+
+def test_roster_endpoint_shows_pain_and_flags(client, make_person):
+    coach, client_person = make_person("Coach"), make_person("Client")
+    link(client, coach, client_person)
+    now = datetime.now(UTC)
+    # Pain before 2, 4, 6 one, two and three weeks into the 28 days: worsening. Yesterday
+    # it went 6 -> 7: after higher. Pairs (2->2, 4->3, 6->7): before 4, after 4, change 0.
+    for days_ago, before, after in ((21, 2, 2), (14, 4, 3), (1, 6, 7)):
+        started_at = (now - timedelta(days=days_ago)).isoformat()
+        log_session(client, client_person, started_at, rating("pain", before, after))
+
+    items = client.get("/v1/clients", headers=coach.headers).json()["items"]
+
+    assert len(items) == 1
+    assert items[0]["pain"] == {
+        "mean_before_28d": 4.0,
+        "mean_change_28d": 0.0,
+        "trend": "worsening",
+    }
+    assert items[0]["flags"] == ["pain_worsening", "pain_after_higher"]
+    assert items[0]["sessions_7d"] == 1
