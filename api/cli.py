@@ -19,7 +19,15 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     migrate()
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, proxy_headers=True)
+    # access_log off: the app writes its own JSON access line (api/middleware.py).
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 def purge_tombstones() -> None:

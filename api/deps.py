@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.config import Settings
@@ -13,7 +13,13 @@ from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
 
-bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+# Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
+# credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
+bearer_scheme = HTTPBearer(
+    bearerFormat="JWT",
+    description="An access token from `POST /v1/auth/token`.",
+    auto_error=False,
+)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -33,13 +39,13 @@ SessionDep = Annotated[Session, Depends(get_db)]
 def get_caller(
     db: SessionDep,
     settings: SettingsDep,
-    token: Annotated[str | None, Depends(bearer_scheme)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Caller:
     if api_key:
         return accounts.caller_from_api_key(db, api_key)
-    if token:
-        return accounts.caller_from_token(db, token, settings)
+    if bearer:
+        return accounts.caller_from_token(db, bearer.credentials, settings)
     raise Unauthorized()
 
 

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("releaselog.errors")
 
@@ -115,6 +116,10 @@ _TITLES = {
 }
 
 
+def title_for(status: int) -> str:
+    return _TITLES.get(status, "Error")
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -169,24 +174,42 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, _describe(errors), errors=errors)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource."
     elif exc.status_code == 405:
         detail = "This method is not allowed on this resource."
-    return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(exc.status_code, detail, headers=headers or None)
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    # Runs outside the request-id middleware (Starlette's outermost layer sends the 500).
+    request_id = getattr(request.state, "request_id", None)
     logger.error(
         "unhandled error on %s %s",
         request.method,
         request.url.path,
         exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"request_id": request_id},
     )
-    return problem_response(500, "An unexpected error occurred. It has been logged.")
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return problem_response(
+        500, "An unexpected error occurred. It has been logged.", headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,14 +1,17 @@
 """The ASGI app: routers, middleware and error handlers."""
 
-import logging
-
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
 from api.db import create_db_engine
 from api.errors import install_error_handlers
-from api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from api.logs import configure_logging
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.openapi import install_openapi
 from api.routes import auth, catalog, health, sessions
 from api.services.ratelimit import LoginLimiter
@@ -24,7 +27,7 @@ Errors are RFC 9457 problem details (`application/problem+json`). Authenticate w
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)
     warn_if_insecure(settings)
 
     app = FastAPI(title="releaselog", version="1.0.0", description=DESCRIPTION)
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its id
     install_openapi(app)
     return app
 

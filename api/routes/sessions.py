@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import AwareDatetime
 
 from api.deps import SessionDep, SessionsReader, SessionsWriter
 from api.errors import problem_responses
@@ -20,6 +19,7 @@ from models.release_session import (
     SessionList,
     SessionPublic,
     SessionUpdate,
+    Timestamp,
 )
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -82,8 +82,8 @@ def create_batch(data: BatchRequest, caller: SessionsWriter, db: SessionDep) -> 
 def list_sessions(
     caller: SessionsReader,
     db: SessionDep,
-    started_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    started_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    started_from: Annotated[Timestamp | None, Query(alias="from")] = None,
+    started_to: Annotated[Timestamp | None, Query(alias="to")] = None,
     region: RegionSlug | None = None,
     metric: MetricSlug | None = None,
     complete: bool | None = None,
@@ -122,7 +122,7 @@ def changes(
 
 
 @router.get(
-    "/{session_id}",
+    "/{session_id:uuid}",
     response_model=SessionPublic,
     responses={**READ_ERRORS, **problem_responses(404)},
     summary="One session",
@@ -136,7 +136,7 @@ def read_session(
 
 
 @router.patch(
-    "/{session_id}",
+    "/{session_id:uuid}",
     response_model=SessionPublic,
     responses={**WRITE_ERRORS, **problem_responses(404, 412)},
     summary="Merge-patch a session; `ratings`, when given, replaces the list",
@@ -155,7 +155,7 @@ def update_session(
 
 
 @router.delete(
-    "/{session_id}",
+    "/{session_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**problem_responses(400, 401, 403, 404, 412, 422)},
     summary="Delete a session (it shows as deleted in the sync feed)",
