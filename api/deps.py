@@ -1,6 +1,6 @@
 """Dependencies shared by the routes: the database session and the authenticated caller."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -8,7 +8,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session
 
 from api.config import Settings
-from api.db import session_scope
 from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
@@ -28,8 +27,11 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    yield from session_scope(request.app.state.engine)
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    # Async so that the wait for the gate (api/db.py) and the close hold no worker thread.
+    async with request.app.state.db_gate.semaphore():
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

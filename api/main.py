@@ -4,7 +4,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
-from api.db import create_db_engine
+from api.db import create_db_engine, database_gate
 from api.errors import install_error_handlers
 from api.logs import configure_logging
 from api.middleware import (
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="releaselog", version="1.0.0", description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
+    app.state.db_gate = database_gate(settings)
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)
