@@ -132,6 +132,7 @@ class RequestContextMiddleware:
                     "route": getattr(route, "path_format", None) or getattr(route, "path", None),
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": request_id,
                 },
             )
             request_id_var.reset(token)
