@@ -1,6 +1,7 @@
 """Domain errors and their one mapping to RFC 9457 problem details."""
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,7 +9,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 logger = logging.getLogger("releaselog.errors")
 
@@ -174,14 +174,27 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, _describe(errors), errors=errors)
 
 
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves on this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    """The methods the OpenAPI schema documents for this path (Starlette names only one
+    route's). Where a literal path and a template both match, the literal one wins."""
+    path = request.scope["path"]
+    matches: list[tuple[int, list[str]]] = []
+    for template, item in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        if re.fullmatch(pattern, path):
+            methods = [method.upper() for method in item if method in _HTTP_METHODS]
+            matches.append((template.count("{"), methods))
+    if not matches:
+        return ""
+    fewest = min(parameters for parameters, _ in matches)
+    allowed = {
+        method for parameters, methods in matches if parameters == fewest for method in methods
+    }
+    return ", ".join(sorted(allowed))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
