@@ -7,19 +7,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def migrate() -> None:
+def migrate(configure_logger: bool = True) -> None:
     from alembic.config import Config
 
     from alembic import command
 
-    command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+    config = Config(str(ROOT / "alembic.ini"))
+    # When serving, the app's JSON logging (api/logs.py) is the only handler.
+    config.attributes["configure_logger"] = configure_logger
+    command.upgrade(config, "head")
 
 
 def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    migrate()
-    # access_log off: the app writes its own JSON access line (api/middleware.py).
+    migrate(configure_logger=False)
+    # The app writes its own JSON access line (api/middleware.py); with log_config=None,
+    # uvicorn's own messages go through the same JSON handler (api/logs.py).
     uvicorn.run(
         "api.main:app",
         host=host,
@@ -27,6 +31,7 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         proxy_headers=True,
         access_log=False,
+        log_config=None,
     )
 
 

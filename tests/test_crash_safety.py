@@ -17,7 +17,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from factories import session_body
+from fastapi import FastAPI
 from serverproc import ServerProcess, fresh_database, is_postgres
 from sqlalchemy import create_engine, text
 
@@ -102,3 +104,12 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     finally:
         server.stop()
         drop()
+
+
+def test_sqlite_connections_commit_with_synchronous_full(app: FastAPI) -> None:
+    if app.state.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    with app.state.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
