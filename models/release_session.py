@@ -247,7 +247,7 @@ class SessionUpdate(BaseModel):
     water_after_ml: WaterMl | None = None
     felt_unwell_after: StrictBool | None = None
     notes: str | None = Field(default=None, max_length=2000)
-    ratings: list[RatingIn] = Field(default=None, min_length=1, max_length=MAX_RATINGS)  # type: ignore[assignment]
+    ratings: list[RatingIn] = Field(default=None, min_length=1, max_length=MAX_RATINGS)  # type: ignore[arg-type]
 
     @field_validator("ratings")
     @classmethod
