@@ -7,21 +7,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def migrate() -> None:
+def migrate(configure_logger: bool = True) -> None:
     from alembic.config import Config
 
     from alembic import command
 
     # ALEMBIC_CONFIG (alembic's own variable) points at alembic.ini when the package is
     # installed as a wheel (the Docker image), away from the source tree.
-    command.upgrade(Config(os.environ.get("ALEMBIC_CONFIG", str(ROOT / "alembic.ini"))), "head")
+    config = Config(os.environ.get("ALEMBIC_CONFIG", str(ROOT / "alembic.ini")))
+    # When serving, the app's JSON logging (api/logs.py) is the only handler.
+    config.attributes["configure_logger"] = configure_logger
+    command.upgrade(config, "head")
 
 
 def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    migrate()
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, proxy_headers=True)
+    migrate(configure_logger=False)
+    # The app writes its own JSON access line (api/middleware.py); with log_config=None,
+    # uvicorn's own messages go through the same JSON handler (api/logs.py).
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        access_log=False,
+        log_config=None,
+    )
 
 
 def purge_tombstones() -> None:

@@ -1,6 +1,8 @@
 """Engines and sessions: one engine per DATABASE_URL, one transaction per request."""
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from weakref import WeakKeyDictionary
@@ -10,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from api.config import Settings
+from api.errors import BadRequest
 
 
 def _configure_sqlite(engine: Engine, settings: Settings) -> None:
@@ -43,6 +46,18 @@ _WRITE_OPTION = "releaselog_write"
 _SQLITE_WRITE_LOCKS: "WeakKeyDictionary[Engine, threading.Lock]" = WeakKeyDictionary()
 
 
+def _refuse_nul_characters(  # type: ignore[no-untyped-def]
+    _connection, _cursor, _statement, parameters, _context, executemany
+) -> None:
+    """PostgreSQL cannot store U+0000 in text (the driver fails: a 500). Refuse it up front,
+    on every backend alike, for every statement: no endpoint, present or future, can forget."""
+    for row in parameters if executemany else (parameters,):
+        values = row.values() if isinstance(row, dict) else row or ()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise BadRequest("Text must not contain NUL (U+0000) characters.")
+
+
 def create_db_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
@@ -54,21 +69,23 @@ def create_db_engine(settings: Settings) -> Engine:
         )
         _configure_sqlite(engine, settings)
         _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
-        return engine
-    connect_args: dict[str, object] = {}
-    if url.get_backend_name() == "postgresql":
-        connect_args["connect_timeout"] = settings.db_connect_timeout_seconds
-        if settings.db_statement_timeout_ms:
-            timeout = int(settings.db_statement_timeout_ms)
-            connect_args["options"] = f"-c statement_timeout={timeout}"
-    return create_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
-        pool_timeout=30,
-        connect_args=connect_args,
-    )
+    else:
+        connect_args: dict[str, object] = {}
+        if url.get_backend_name() == "postgresql":
+            connect_args["connect_timeout"] = settings.db_connect_timeout_seconds
+            if settings.db_statement_timeout_ms:
+                timeout = int(settings.db_statement_timeout_ms)
+                connect_args["options"] = f"-c statement_timeout={timeout}"
+        engine = create_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_pre_ping=True,
+            pool_timeout=30,
+            connect_args=connect_args,
+        )
+    event.listen(engine, "before_cursor_execute", _refuse_nul_characters)
+    return engine
 
 
 @contextmanager
@@ -97,3 +114,34 @@ def write_transaction(db: Session) -> Iterator[None]:
 def session_scope(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+class DatabaseGate:
+    """Requests wait here, on the event loop, for their turn at the database.
+
+    Without it, a request waiting for the database (a pool connection, or SQLite's write lock,
+    which every transaction takes) waits inside a worker thread. When every worker is waiting
+    like that, the request that holds the database cannot get a worker to finish and release
+    it: 50 concurrent requests stalled until the busy timeout answered "database is locked".
+    Waiting here holds no worker, so the holder always finishes.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        # asyncio primitives belong to one event loop; tests run the app on several.
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
+
+    def semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.size)
+        return semaphore
+
+
+def database_gate(settings: Settings) -> DatabaseGate:
+    # As many requests as the pool has connections. SQLite writers then queue on the
+    # process's write lock inside their worker thread, which they hold until they finish.
+    return DatabaseGate(settings.db_pool_size + settings.db_max_overflow)

@@ -1,19 +1,24 @@
 """Dependencies shared by the routes: the database session and the authenticated caller."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.config import Settings
-from api.db import session_scope
 from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
 
-bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+# Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
+# credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
+bearer_scheme = HTTPBearer(
+    bearerFormat="JWT",
+    description="An access token from `POST /v1/auth/token`.",
+    auto_error=False,
+)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -22,8 +27,11 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    yield from session_scope(request.app.state.engine)
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    # Async so that the wait for the gate (api/db.py) and the close hold no worker thread.
+    async with request.app.state.db_gate.semaphore():
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -33,13 +41,13 @@ SessionDep = Annotated[Session, Depends(get_db)]
 def get_caller(
     db: SessionDep,
     settings: SettingsDep,
-    token: Annotated[str | None, Depends(bearer_scheme)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Caller:
     if api_key:
         return accounts.caller_from_api_key(db, api_key)
-    if token:
-        return accounts.caller_from_token(db, token, settings)
+    if bearer:
+        return accounts.caller_from_token(db, bearer.credentials, settings)
     raise Unauthorized()
 
 

@@ -1,6 +1,7 @@
 """Domain errors and their one mapping to RFC 9457 problem details."""
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -115,6 +116,10 @@ _TITLES = {
 }
 
 
+def title_for(status: int) -> str:
+    return _TITLES.get(status, "Error")
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -169,24 +174,55 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, _describe(errors), errors=errors)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI schema documents for this path (Starlette names only one
+    route's). Where a literal path and a template both match, the literal one wins."""
+    path = request.scope["path"]
+    matches: list[tuple[int, list[str]]] = []
+    for template, item in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        if re.fullmatch(pattern, path):
+            methods = [method.upper() for method in item if method in _HTTP_METHODS]
+            matches.append((template.count("{"), methods))
+    if not matches:
+        return ""
+    fewest = min(parameters for parameters, _ in matches)
+    allowed = {
+        method for parameters, methods in matches if parameters == fewest for method in methods
+    }
+    return ", ".join(sorted(allowed))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource."
     elif exc.status_code == 405:
         detail = "This method is not allowed on this resource."
-    return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(exc.status_code, detail, headers=headers or None)
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    # Runs outside the request-id middleware (Starlette's outermost layer sends the 500).
+    request_id = getattr(request.state, "request_id", None)
     logger.error(
         "unhandled error on %s %s",
         request.method,
         request.url.path,
         exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"request_id": request_id},
     )
-    return problem_response(500, "An unexpected error occurred. It has been logged.")
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return problem_response(
+        500, "An unexpected error occurred. It has been logged.", headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,7 +1,6 @@
 """The ASGI app: routers, middleware and error handlers."""
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,10 +8,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
-from api.db import create_db_engine
+from api.db import create_db_engine, database_gate
 from api.errors import install_error_handlers
+from api.logs import configure_logging
 from api.metrics import MetricsMiddleware
-from api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.openapi import install_openapi
 from api.routes import (
     auth,
@@ -53,12 +57,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)
     warn_if_insecure(settings)
 
     app = FastAPI(title="releaselog", version="1.0.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
+    app.state.db_gate = database_gate(settings)
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)
@@ -89,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its id
     install_openapi(app)
     return app
 

@@ -7,6 +7,7 @@ deployment). prometheus_client then keeps every process's values in files there,
 """
 
 import os
+import re
 import time
 
 from prometheus_client import (
@@ -47,6 +48,8 @@ for _outcome in ("delivered", "retry", "failed", "cancelled"):
     WEBHOOK_DELIVERIES.labels(outcome=_outcome)
 
 UNMATCHED_ROUTE = "unmatched"
+# "{session_id:uuid}" is published as "{session_id}": the template, without its converter.
+_CONVERTER = re.compile(r":[a-z]+}")
 _PENDING_KEY = "releaselog.metrics.sessions_created"
 
 
@@ -100,7 +103,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            template = _CONVERTER.sub("}", getattr(route, "path", None) or UNMATCHED_ROUTE)
             labels = {"method": scope["method"], "route": template, "status": str(status)}
             HTTP_REQUESTS.labels(**labels).inc()
             HTTP_LATENCY.labels(**labels).observe(time.perf_counter() - started)

@@ -5,13 +5,29 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.errors import PROBLEM_MEDIA_TYPE, Problem
+from api.errors import PROBLEM_MEDIA_TYPE, Problem, title_for
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
 def _problem_content() -> dict[str, Any]:
     return {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
+
+
+def _implied_statuses(operation: dict[str, Any]) -> list[str]:
+    """Errors any operation of its kind can answer, so a new route cannot forget them.
+
+    Credentials: 401 when missing or invalid. A body: 400 when it is not valid JSON, 413 when
+    it is over the size limit, 422 when it breaks the schema. Parameters: 422.
+    """
+    codes: list[str] = []
+    if operation.get("security"):
+        codes.append("401")
+    if "requestBody" in operation:
+        codes += ["400", "413", "422"]
+    if operation.get("parameters"):
+        codes.append("422")
+    return codes
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -26,7 +42,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("ValidationError", None)
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            responses = operation.get("responses", {})
+            responses = operation.setdefault("responses", {})
+            for code in _implied_statuses(operation):
+                responses.setdefault(code, {"description": title_for(int(code))})
             for code, response in responses.items():
                 if code[0] in "45":
                     response["content"] = _problem_content()

@@ -1,6 +1,7 @@
 """Release sessions and their before/after ratings."""
 
 import math
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -34,7 +35,8 @@ def _one_decimal(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
     tenths = value * 10
-    if abs(tenths - round(tenths)) > 1e-6:
+    # A finite float near the maximum overflows to infinity when multiplied.
+    if not math.isfinite(tenths) or abs(tenths - round(tenths)) > 1e-6:
         raise ValueError("must have at most one decimal")
     return round(value, 1)
 
@@ -46,8 +48,15 @@ def _plain_number(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else value
 
 
+# RFC 3339 date-time (seconds required, offset required). Pydantic alone would also take
+# "0.5" or "1700000000" as Unix time, which the contract does not allow.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
 def _require_string(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise ValueError("must be an RFC 3339 timestamp string with an offset")
     return value
 
@@ -65,6 +74,15 @@ Timestamp = Annotated[
     AfterValidator(lambda value: value.astimezone(UTC)),
 ]
 WaterMl = Annotated[Decimal1, Field(ge=0, le=3000)]
+# The widest range of any metric; each metric's own range is checked in RatingIn.
+RatingValue = Annotated[
+    Decimal1,
+    Field(
+        ge=min(metric.min for metric in METRICS_BY_SLUG.values()),
+        le=max(metric.max for metric in METRICS_BY_SLUG.values()),
+        description="Within the metric's range (see the catalog); at most one decimal.",
+    ),
+]
 
 
 class ReleaseSession(SQLModel, table=True):
@@ -127,8 +145,8 @@ class RatingIn(BaseModel):
     region: RegionSlug
     side: SideSlug = "both"
     metric: MetricSlug
-    before: Decimal1
-    after: Decimal1 | None = None
+    before: RatingValue
+    after: RatingValue | None = None
 
     @field_validator("before", "after")
     @classmethod
@@ -221,21 +239,15 @@ class SessionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    started_at: Timestamp | None = None
+    # May be left out but not null: the types say so, and so does the OpenAPI schema.
+    started_at: Timestamp = None  # type: ignore[assignment]
     ended_at: Timestamp | None = None
     tool: ToolSlug | None = None
     water_before_ml: WaterMl | None = None
     water_after_ml: WaterMl | None = None
     felt_unwell_after: StrictBool | None = None
     notes: str | None = Field(default=None, max_length=2000)
-    ratings: list[RatingIn] | None = Field(default=None, min_length=1, max_length=MAX_RATINGS)
-
-    @field_validator("started_at", "ratings")
-    @classmethod
-    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            raise ValueError(f"{info.field_name} cannot be null")
-        return value
+    ratings: list[RatingIn] = Field(default=None, min_length=1, max_length=MAX_RATINGS)  # type: ignore[arg-type]
 
     @field_validator("ratings")
     @classmethod
@@ -280,7 +292,8 @@ class FieldError(BaseModel):
 
 
 class BatchItemResult(BaseModel):
-    id: uuid.UUID | None
+    # Left out (not null) for an invalid item without a usable id.
+    id: uuid.UUID | None = None
     status: str = Field(description="created | unchanged | conflict | invalid")
     errors: list[FieldError] | None = None
 

@@ -83,7 +83,7 @@ def list_api_keys(caller: AccountOwner, db: SessionDep) -> ApiKeyList:
 
 
 @router.delete(
-    "/api-keys/{api_key_id}",
+    "/api-keys/{api_key_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTH_ERRORS, **problem_responses(404, 422)},
     summary="Revoke an API key; it stops working at once",

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import AwareDatetime
 
 from api.deps import SessionDep, SessionsReader, SessionsWriter
 from api.errors import problem_responses
@@ -21,6 +20,7 @@ from models.release_session import (
     SessionList,
     SessionPublic,
     SessionUpdate,
+    Timestamp,
 )
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -48,11 +48,11 @@ class SessionListParams:
 
 def _session_list_params(
     started_from: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(alias="from", description="Sessions with `started_at` at or after this instant."),
     ] = None,
     started_to: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(alias="to", description="Sessions with `started_at` at or before this instant."),
     ] = None,
     region: Annotated[
@@ -149,7 +149,7 @@ def changes(
 
 
 @router.get(
-    "/{session_id}",
+    "/{session_id:uuid}",
     response_model=SessionPublic,
     responses={**READ_ERRORS, **problem_responses(404)},
     summary="One session",
@@ -163,7 +163,7 @@ def read_session(
 
 
 @router.patch(
-    "/{session_id}",
+    "/{session_id:uuid}",
     response_model=SessionPublic,
     responses={**WRITE_ERRORS, **problem_responses(404, 412)},
     summary="Merge-patch a session; `ratings`, when given, replaces the list",
@@ -182,7 +182,7 @@ def update_session(
 
 
 @router.delete(
-    "/{session_id}",
+    "/{session_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**problem_responses(400, 401, 403, 404, 412, 422)},
     summary="Delete a session (it shows as deleted in the sync feed)",

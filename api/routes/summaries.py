@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from api.deps import CallerDep, SessionDep, SessionsReader, SummariesReader
 from api.errors import problem_responses
@@ -13,6 +12,7 @@ from api.services import exports
 from api.services import summaries as service
 from api.services.access import readable_person
 from models.catalog import MetricSlug, RegionSlug
+from models.release_session import Timestamp
 from models.summary import Bucket, Summary
 from models.user import TimeZoneName
 
@@ -41,11 +41,11 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 def summary_query(
     started_from: Annotated[
-        AwareDatetime | None,
+        Timestamp | None,
         Query(alias="from", description="RFC 3339 with an offset; default `to` - 90 days."),
     ] = None,
     started_to: Annotated[
-        AwareDatetime | None, Query(alias="to", description="RFC 3339 with an offset; default now.")
+        Timestamp | None, Query(alias="to", description="RFC 3339 with an offset; default now.")
     ] = None,
     tz: Annotated[
         TimeZoneName | None, Query(description="IANA time zone; default the account's.")
