@@ -1,6 +1,6 @@
 """Dependencies shared by the routes: the database session and the authenticated caller."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,7 +22,7 @@ bearer_scheme = HTTPBearer(
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -54,17 +54,18 @@ def get_caller(
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def scoped(scope: str) -> Callable[[Caller], Caller]:
+def scoped(scope: str) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency: the caller, refused with 403 when their credential lacks `scope`."""
 
-    def dependency(caller: CallerDep) -> Caller:
+    # async: a check without I/O, so it runs on the event loop, not in a worker thread.
+    async def dependency(caller: CallerDep) -> Caller:
         require_scope(caller, scope)
         return caller
 
     return dependency
 
 
-def _account_owner(caller: CallerDep) -> Caller:
+async def _account_owner(caller: CallerDep) -> Caller:
     """Account management needs the person's own token: an API key cannot mint keys."""
     if caller.api_key_id is not None:
         raise Forbidden("Use an access token, not an API key, to manage the account.")

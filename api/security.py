@@ -2,8 +2,10 @@
 
 import hashlib
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from pwdlib import PasswordHash
@@ -36,14 +38,24 @@ def create_access_token(user_id: uuid.UUID, key: str, lifetime: timedelta) -> st
 
 def decode_access_token(token: str, key: str) -> uuid.UUID | None:
     """The user id of a valid token, or None (bad signature, expired, wrong algorithm...)."""
+    verified = _verify_token(token, key)
+    if verified is None:
+        return None
+    user_id, expires_at = verified
+    return user_id if time.time() < expires_at else None
+
+
+@lru_cache(maxsize=8192)
+def _verify_token(token: str, key: str) -> tuple[uuid.UUID, float] | None:
+    """Signature and claims checked once per token (and key); expiry is checked on every use."""
     try:
         claims = jwt.decode(
             token, key, algorithms=[JWT_ALGORITHM], options={"require": ["sub", "exp", "iat"]}
         )
         if claims.get("typ") != "access":
             return None
-        return uuid.UUID(str(claims["sub"]))
-    except (jwt.PyJWTError, ValueError):
+        return uuid.UUID(str(claims["sub"])), float(claims["exp"])
+    except (jwt.PyJWTError, ValueError, TypeError):
         return None
 
 

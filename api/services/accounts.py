@@ -3,6 +3,8 @@
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -21,6 +23,10 @@ from api.services.access import Caller
 from models.api_key import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from models.base import utc_now
 from models.user import Token, User, UserCreate, UserPublic, UserUpdate
+
+# Every authenticated request runs this: a prebuilt Core statement, no ORM identity map.
+_USER_TABLE = User.__table__  # type: ignore[attr-defined]
+_USER_BY_ID = sa_select(*_USER_TABLE.c).where(_USER_TABLE.c.id == bindparam("id"))
 
 
 def public_user(user: User) -> UserPublic:
@@ -63,10 +69,10 @@ def issue_token(user: User, settings: Settings) -> Token:
 
 def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
     user_id = decode_access_token(token, signing_key(settings))
-    user = db.get(User, user_id) if user_id else None
-    if user is None:
+    row = db.connection().execute(_USER_BY_ID, {"id": user_id}).first() if user_id else None
+    if row is None:  # also a token of a deleted account
         raise Unauthorized("Invalid or expired access token.")
-    return Caller(user=user)
+    return Caller(user=User(**row._mapping))
 
 
 def caller_from_api_key(db: Session, key: str) -> Caller:

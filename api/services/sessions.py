@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, exists, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -51,6 +51,8 @@ _PUBLIC_SCALARS = tuple(name for name in SessionPublic.model_fields if name != "
 # Core tables for the hot insert paths: no ORM unit of work, one executemany each.
 _SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
 _RATING_TABLE = Rating.__table__  # type: ignore[attr-defined]
+_INSERT_SESSION = insert(_SESSION_TABLE)
+_INSERT_RATING = insert(_RATING_TABLE)
 
 
 @dataclass(frozen=True)
@@ -237,15 +239,16 @@ def _created_public(values: dict[str, Any], fields: SessionFields) -> SessionPub
 StoredId = tuple[uuid.UUID, str, bool]
 
 
+_STORED_ID = select(
+    _SESSION_TABLE.c.id,
+    _SESSION_TABLE.c.user_id,
+    _SESSION_TABLE.c.create_hash,
+    _SESSION_TABLE.c.deleted_at,
+).where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def _stored_ids(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
-    rows = db.execute(
-        select(
-            ReleaseSession.id,
-            ReleaseSession.user_id,
-            ReleaseSession.create_hash,
-            ReleaseSession.deleted_at,
-        ).where(ReleaseSession.id.in_(session_ids))  # type: ignore[attr-defined]
-    )
+    rows = db.connection().execute(_STORED_ID, {"ids": session_ids})
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
 
 
@@ -271,8 +274,9 @@ def create_session(
             return get_session(db, owner_id, session_id), False
         values = _session_values(owner_id, session_id, data, seq, digest)
         try:
-            db.execute(insert(_SESSION_TABLE), [values])
-            db.execute(insert(_RATING_TABLE), _rating_rows(session_id, owner_id, data))
+            connection = db.connection()
+            connection.execute(_INSERT_SESSION, [values])
+            connection.execute(_INSERT_RATING, _rating_rows(session_id, owner_id, data))
             created = _created_public(values, data)
             publish_session_events(db, owner_id, [("session.created", session_id, created)])
             db.commit()
@@ -347,7 +351,7 @@ def update_session(
         row.change_seq = seq
         db.add(row)
         db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-        db.execute(insert(_RATING_TABLE), _rating_rows(row.id, owner_id, merged))
+        db.connection().execute(_INSERT_RATING, _rating_rows(row.id, owner_id, merged))
         updated = _public(row, _ratings_from(row.id, owner_id, merged))
         publish_session_events(db, owner_id, [("session.updated", row.id, updated)])
         db.commit()
@@ -435,8 +439,9 @@ def create_batch(
             seq += 1
         if session_rows:
             try:
-                db.execute(insert(_SESSION_TABLE), session_rows)
-                db.execute(insert(_RATING_TABLE), rating_rows)
+                connection = db.connection()
+                connection.execute(_INSERT_SESSION, session_rows)
+                connection.execute(_INSERT_RATING, rating_rows)
                 publish_session_events(db, owner_id, created)
             except IntegrityError:
                 db.rollback()

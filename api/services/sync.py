@@ -19,7 +19,7 @@ import binascii
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from api.db import write_transaction
@@ -30,16 +30,20 @@ from models.user import User
 _TOKEN_PREFIX = b"rl1:"
 
 
+_USER_TABLE = User.__table__  # type: ignore[attr-defined]
+# Prebuilt: every write runs it.
+_RESERVE_POSITIONS = (
+    update(_USER_TABLE)
+    .where(_USER_TABLE.c.id == bindparam("user_id"))
+    .values(feed_seq=_USER_TABLE.c.feed_seq + bindparam("count"))
+    .returning(_USER_TABLE.c.feed_seq)
+)
+
+
 def next_feed_seq(db: Session, user_id: uuid.UUID, count: int = 1) -> int:
     """Reserve `count` feed positions for the user; returns the first. Locks the user row."""
-    statement = (
-        update(User)
-        .where(User.id == user_id)  # type: ignore[arg-type]
-        .values(feed_seq=User.feed_seq + count)
-        .returning(User.feed_seq)
-    )
-    last = db.execute(statement).scalar_one()
-    return int(last) - count + 1
+    result = db.connection().execute(_RESERVE_POSITIONS, {"user_id": user_id, "count": count})
+    return int(result.scalar_one()) - count + 1
 
 
 def encode_token(seq: int) -> str:

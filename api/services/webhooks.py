@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 from sqlmodel import Session
 
 from api.db import write_transaction
@@ -275,6 +275,17 @@ def event_body(
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
+# Every session write runs this: prebuilt, executed on the Core connection.
+_SUBSCRIBED_HOOKS = select(Webhook.id, Webhook.events).where(
+    Webhook.user_id.in_(  # type: ignore[attr-defined]
+        select(Grant.coach_id).where(
+            Grant.client_id == bindparam("client_id"),
+            Grant.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+)
+
+
 def enqueue_session_events(
     db: Session, owner_id: uuid.UUID, events: Sequence[SessionEvent]
 ) -> None:
@@ -285,15 +296,7 @@ def enqueue_session_events(
     """
     if not events:
         return
-    live_coaches = select(Grant.coach_id).where(
-        Grant.client_id == owner_id,
-        Grant.revoked_at.is_(None),  # type: ignore[union-attr]
-    )
-    hooks = list(
-        db.execute(
-            select(Webhook.id, Webhook.events).where(Webhook.user_id.in_(live_coaches))  # type: ignore[attr-defined]
-        )
-    )
+    hooks = list(db.connection().execute(_SUBSCRIBED_HOOKS, {"client_id": owner_id}))
     if not hooks:
         return
     now = utc_now()
