@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=20, ge=0)
+    db_max_overflow: int = Field(default=5, ge=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     # PostgreSQL: give up connecting after this long (libpq's minimum is 2), so /readyz
     # answers 503 instead of hanging when the server does not answer at all.

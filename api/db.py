@@ -98,9 +98,9 @@ def write_transaction(db: Session) -> Iterator[None]:
     """
     engine = db.get_bind()
     lock = _SQLITE_WRITE_LOCKS.get(engine) if isinstance(engine, Engine) else None
+    if db.in_transaction():
+        db.commit()  # end the read transaction before queueing for the lock
     with lock or nullcontext():
-        if db.in_transaction():
-            db.commit()
         db.connection(execution_options={_WRITE_OPTION: True})
         try:
             yield
@@ -141,7 +141,17 @@ class DatabaseGate:
         return semaphore
 
 
+SQLITE_CONCURRENT_REQUESTS = 4
+
+
 def database_gate(settings: Settings) -> DatabaseGate:
-    # As many requests as the pool has connections. SQLite writers then queue on the
-    # process's write lock inside their worker thread, which they hold until they finish.
+    """As many requests as the pool has connections (PostgreSQL).
+
+    SQLite runs one writer at a time, so a few requests at once keep it busy; more only make
+    worker threads fight over the GIL while they queue for the write lock (measured: 4 gave
+    ~30 % more POSTs per second than 30). Writers queue on the process's write lock inside
+    their worker thread, which they hold until they finish.
+    """
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        return DatabaseGate(min(SQLITE_CONCURRENT_REQUESTS, settings.db_pool_size))
     return DatabaseGate(settings.db_pool_size + settings.db_max_overflow)

@@ -67,17 +67,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)
+    # The hot paths first: routes are matched in order.
     routers = (
+        sessions,
+        summaries,
+        clients,
+        auth,
         health,
         catalog,
-        auth,
-        sessions,
         coaching,
-        clients,
         webhooks,
         exports_fhir,
         metrics,
-        summaries,
     )
     for module in routers:
         app.include_router(module.router)

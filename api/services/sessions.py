@@ -1,12 +1,13 @@
 """Release sessions: create (idempotent), read, list, merge-patch, delete, batch."""
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,7 @@ from api.errors import (
 from api.services.events import publish_session_events
 from api.services.pagination import decode_cursor, encode_cursor
 from api.services.sync import next_feed_seq
+from api.services.webhooks import SessionEvent
 from models.base import utc_now
 from models.release_session import (
     BatchItemResult,
@@ -183,8 +185,7 @@ def list_sessions(
 def _fingerprint(fields: SessionFields) -> str:
     """A digest of the normalised body (UTC times, defaults filled) for idempotent replays."""
     document = fields.model_dump(mode="json", exclude={"id"})
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _is_complete(fields: SessionFields) -> bool:
@@ -262,22 +263,24 @@ def create_session(
     db: Session, owner_id: uuid.UUID, data: SessionCreate
 ) -> tuple[SessionPublic, bool]:
     """Create a session; returns (session, created). A replay of the same body is not created."""
+    # Everything that needs no database happens before the write lock is taken.
+    digest = _fingerprint(data)
+    session_id = data.id or uuid.uuid4()
+    values = _session_values(owner_id, session_id, data, 0, digest)
+    ratings = _rating_rows(session_id, owner_id, data)
+    created = _created_public(values, data)
     with write_transaction(db):
-        seq = next_feed_seq(db, owner_id)  # serialises this person's writes (see sync.py)
-        digest = _fingerprint(data)
-        session_id = data.id or uuid.uuid4()
+        values["change_seq"] = next_feed_seq(db, owner_id)  # serialises this person's writes
         stored = _stored_ids(db, [session_id]).get(session_id) if data.id else None
         if stored is not None:
             db.rollback()
             if not _is_replay(stored, owner_id, digest):
                 raise Conflict("A different session already exists under this id.")
             return get_session(db, owner_id, session_id), False
-        values = _session_values(owner_id, session_id, data, seq, digest)
         try:
             connection = db.connection()
             connection.execute(_INSERT_SESSION, [values])
-            connection.execute(_INSERT_RATING, _rating_rows(session_id, owner_id, data))
-            created = _created_public(values, data)
+            connection.execute(_INSERT_RATING, ratings)
             publish_session_events(db, owner_id, [("session.created", session_id, created)])
             db.commit()
         except IntegrityError:
@@ -416,7 +419,7 @@ def create_batch(
         results: list[BatchItemResult] = []
         session_rows: list[dict[str, Any]] = []
         rating_rows: list[dict[str, Any]] = []
-        created: list[tuple[str, uuid.UUID, SessionPublic | None]] = []
+        created: list[SessionEvent] = []
         seq = first_seq
         for item, entry in zip(items, parsed, strict=True):
             if not isinstance(entry, SessionCreate):
@@ -432,7 +435,7 @@ def create_batch(
                 continue
             values = _session_values(owner_id, session_id, entry, seq, digest)
             session_rows.append(values)
-            created.append(("session.created", session_id, _created_public(values, entry)))
+            created.append(("session.created", session_id, partial(_created_public, values, entry)))
             rating_rows.extend(_rating_rows(session_id, owner_id, entry))
             existing[session_id] = (owner_id, digest, False)
             results.append(BatchItemResult(id=session_id, status="created"))

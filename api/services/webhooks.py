@@ -13,7 +13,7 @@ import json
 import secrets
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,7 +44,9 @@ SECRET_BYTES = 32
 MAX_WEBHOOKS_PER_ACCOUNT = 10
 
 # (event type, session id, the session in its public shape or None when deleted)
-SessionEvent = tuple[str, uuid.UUID, SessionPublic | None]
+# (event type, session id, the session's public shape -- or a function that builds it, so a
+# write with no subscribed webhook never pays for it -- or None for a deletion)
+SessionEvent = tuple[str, uuid.UUID, SessionPublic | Callable[[], SessionPublic] | None]
 
 
 # --- targets (server-side request forgery) -----------------------------------------------
@@ -306,7 +308,9 @@ def enqueue_session_events(
         for hook_id, hook_events in hooks:
             if event_type not in hook_events.split():
                 continue
-            body = body or event_body(event_type, owner_id, session_id, session, now)
+            if body is None:
+                public = session() if callable(session) else session
+                body = event_body(event_type, owner_id, session_id, public, now)
             rows.append(
                 {
                     "id": uuid.uuid4(),
