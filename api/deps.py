@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -88,3 +88,9 @@ SessionsReader = Annotated[Caller, Depends(scoped("sessions:read"))]
 SessionsWriter = Annotated[Caller, Depends(scoped("sessions:write"))]
 SummariesReader = Annotated[Caller, Depends(scoped("summaries:read"))]
 ClientsReader = Annotated[Caller, Depends(scoped("clients:read"))]
+
+# Every list: `?limit=` 1..200 (default 50) and the opaque `?cursor=` of the previous page.
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]

@@ -45,6 +45,7 @@ class Figure:
     p99_ms: float | None
     errors: int
     unit: str = "req/s"
+    requests: int = 0
 
 
 def free_port() -> int:
@@ -119,7 +120,8 @@ def wrk(url: str, script: str | None, duration: int, env: dict[str, str]) -> Fig
     errors = int(non_2xx.group(1)) if non_2xx else 0
     if socket_errors:
         errors += sum(int(value) for value in socket_errors.groups())
-    return Figure("", rate, p99_ms, errors)
+    done = re.search(r"(\d+) requests in", output)
+    return Figure("", rate, p99_ms, errors, requests=int(done.group(1)) if done else 0)
 
 
 def rss_kb(pid: int) -> int:
@@ -290,8 +292,20 @@ def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str,
                 figure.unit = "sessions/s"
             figures.append(figure)
         memory["rss_after_load_kb"] = rss_kb(pid)
+        memory.update(memory_over_requests(base, pid, tokens["one_year"]))
+        memory["rss_before_export_kb"] = rss_kb(pid)
         memory["rss_peak_export_kb"] = export_peak_rss(base, pid, tokens["ten_years"])
     return figures, memory
+
+
+def memory_over_requests(base: str, pid: int, token: str, total: int = 100_000) -> dict[str, int]:
+    """Serve `total` authenticated list requests; RSS after a warm-up and at the end."""
+    env = {"BENCH_TOKEN": token, "BENCH_PATH": "/v1/sessions?limit=20"}
+    served = wrk(base + "/", "get.lua", 5, env).requests
+    warm = rss_kb(pid)
+    while served < total:
+        served += wrk(base + "/", "get.lua", 5, env).requests
+    return {"rss_warm_kb": warm, "rss_end_kb": rss_kb(pid), "requests": served}
 
 
 def export_peak_rss(base: str, pid: int, token: str) -> int:
@@ -345,8 +359,11 @@ def report(kind: str, figures: list[Figure], memory: dict[str, int]) -> str:
         "",
         f"- summary cost, 10-year / 1-year client: {one / ten:.2f}x",
         f"- server RSS: {memory['rss_start_kb'] / 1024:.0f} MiB before the load, "
-        f"{memory['rss_after_load_kb'] / 1024:.0f} MiB after it, peak "
-        f"{memory['rss_peak_export_kb'] / 1024:.0f} MiB while streaming the 10-year CSV",
+        f"{memory['rss_after_load_kb'] / 1024:.0f} MiB after it",
+        f"- over {memory['requests']:,} list requests: {memory['rss_warm_kb'] / 1024:.0f} MiB "
+        f"after the first 5 s, {memory['rss_end_kb'] / 1024:.0f} MiB at the end",
+        f"- streaming the 10-year CSV: {memory['rss_before_export_kb'] / 1024:.0f} MiB before, "
+        f"peak {memory['rss_peak_export_kb'] / 1024:.0f} MiB during",
         "",
     ]
     return "\n".join(lines)

@@ -49,3 +49,4 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyPublic]
+    next_cursor: str | None

@@ -63,6 +63,7 @@ class GrantPublic(BaseModel):
 
 class GrantList(BaseModel):
     items: list[GrantPublic]
+    next_cursor: str | None
 
 
 # --- the coach's roster ------------------------------------------------------------------

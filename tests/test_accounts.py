@@ -173,3 +173,26 @@ def test_api_keys_are_stored_hashed(client, app, alice: Person):
     assert key not in stored
     assert len(stored) == 64
     assert password.startswith("$argon2")
+
+
+def test_api_key_list_is_cursor_paginated(client, alice: Person):
+    created = [
+        client.post(
+            "/v1/api-keys",
+            json={"name": f"k{index}", "scopes": ["sessions:read"]},
+            headers=alice.headers,
+        ).json()["id"]
+        for index in range(5)
+    ]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/v1/api-keys", params=params, headers=alice.headers).json()
+        assert len(page["items"]) <= 2
+        seen.extend(item["id"] for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == created  # oldest first, each once
+    bad = client.get("/v1/api-keys", params={"cursor": "nonsense"}, headers=alice.headers)
+    assert bad.status_code == 400

@@ -69,9 +69,12 @@ def test_redeeming_creates_a_grant_the_client_lists(client, app, make_person):
     assert grant["coach"] == {"id": coach.id, "display_name": "Coach Carla"}
     listed = client.get("/v1/grants", headers=person.headers)
     assert listed.status_code == 200
-    assert listed.json() == {"items": [grant]}
+    assert listed.json() == {"items": [grant], "next_cursor": None}
     # Grants are the client's: the coach has none of their own.
-    assert client.get("/v1/grants", headers=coach.headers).json() == {"items": []}
+    assert client.get("/v1/grants", headers=coach.headers).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     [invite] = _invites(app)
     assert invite.redeemed_by_id == uuid.UUID(person.id)
     assert invite.redeemed_at is not None
@@ -89,7 +92,10 @@ def test_a_used_code_is_404_and_changes_nothing(client, app, make_person):
     assert grant.client_id == uuid.UUID(first.id)
     [invite] = _invites(app)
     assert invite.redeemed_by_id == uuid.UUID(first.id)
-    assert client.get("/v1/grants", headers=second.headers).json() == {"items": []}
+    assert client.get("/v1/grants", headers=second.headers).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 def test_an_expired_code_is_404_and_changes_nothing(client, app, make_person):
@@ -150,7 +156,10 @@ def test_after_a_revocation_the_coach_can_be_invited_again(client, make_person):
     again = link(client, coach, person)
 
     assert again["id"] != grant["id"]
-    assert client.get("/v1/grants", headers=person.headers).json() == {"items": [again]}
+    assert client.get("/v1/grants", headers=person.headers).json() == {
+        "items": [again],
+        "next_cursor": None,
+    }
 
 
 def test_grant_body_rejects_unknown_fields(client, alice, bob):
@@ -175,7 +184,10 @@ def test_client_revokes_and_the_coach_loses_access_at_once(client, make_person):
     _assert_not_found(client.get(base, headers=coach.headers))
     _assert_not_found(client.get(f"{base}/{created['id']}", headers=coach.headers))
     assert client.get("/v1/clients", headers=coach.headers).json() == {"items": []}
-    assert client.get("/v1/grants", headers=person.headers).json() == {"items": []}
+    assert client.get("/v1/grants", headers=person.headers).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     _assert_not_found(client.delete(f"/v1/grants/{grant['id']}", headers=person.headers))
 
 
@@ -198,7 +210,10 @@ def test_coach_ends_the_link_and_loses_access_at_once(client, app, make_person):
 
     assert response.status_code == 204
     _assert_not_found(client.get(f"/v1/clients/{person.id}/sessions", headers=coach.headers))
-    assert client.get("/v1/grants", headers=person.headers).json() == {"items": []}
+    assert client.get("/v1/grants", headers=person.headers).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
     [grant] = _grants(app)
     assert grant.revoked_at is not None
     # Nothing live any more: 404.
@@ -225,7 +240,10 @@ def test_invites_and_grants_need_an_access_token(client, alice, bob):
     assert client.delete(f"/v1/grants/{grant['id']}", headers=client_key).status_code == 403
     assert client.delete(f"/v1/clients/{bob.id}", headers=coach_key).status_code == 403
     # Nothing changed: the grant is live and the code unused.
-    assert client.get("/v1/grants", headers=bob.headers).json() == {"items": [grant]}
+    assert client.get("/v1/grants", headers=bob.headers).json() == {
+        "items": [grant],
+        "next_cursor": None,
+    }
 
 
 def test_anonymous_callers_get_401(client, alice):

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import AccountOwner, CallerDep, SessionDep, SettingsDep
+from api.deps import AccountOwner, CallerDep, Cursor, Limit, SessionDep, SettingsDep
 from api.errors import problem_responses
 from api.services import accounts
 from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList
@@ -75,11 +75,13 @@ def create_api_key(data: ApiKeyCreate, caller: AccountOwner, db: SessionDep) -> 
 @router.get(
     "/api-keys",
     response_model=ApiKeyList,
-    responses=AUTH_ERRORS,
+    responses={**AUTH_ERRORS, **problem_responses(400, 422)},
     summary="List the caller's API keys (never shows the keys)",
 )
-def list_api_keys(caller: AccountOwner, db: SessionDep) -> ApiKeyList:
-    return ApiKeyList(items=accounts.list_api_keys(db, caller.user_id))
+def list_api_keys(
+    caller: AccountOwner, db: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> ApiKeyList:
+    return accounts.list_api_keys(db, caller.user_id, limit, cursor)
 
 
 @router.delete(

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import AccountOwner, SessionDep
+from api.deps import AccountOwner, Cursor, Limit, SessionDep
 from api.errors import problem_responses
 from api.services import coaching as service
 from models.coaching import GrantCreate, GrantList, GrantPublic, InvitePublic
@@ -42,11 +42,13 @@ def create_grant(data: GrantCreate, caller: AccountOwner, db: SessionDep) -> Gra
 @router.get(
     "/grants",
     response_model=GrantList,
-    responses=AUTH_ERRORS,
+    responses={**AUTH_ERRORS, **problem_responses(400, 422)},
     summary="The coaches who may read your data (live grants, oldest first)",
 )
-def list_grants(caller: AccountOwner, db: SessionDep) -> GrantList:
-    return GrantList(items=service.list_grants(db, caller.user_id))
+def list_grants(
+    caller: AccountOwner, db: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> GrantList:
+    return service.list_grants(db, caller.user_id, limit, cursor)
 
 
 @router.delete(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from api.deps import SessionDep, SessionsReader, SessionsWriter
+from api.deps import Cursor, Limit, SessionDep, SessionsReader, SessionsWriter
 from api.errors import problem_responses
 from api.services import sessions as service
 from api.services import sync
@@ -32,10 +32,6 @@ IfMatch = Annotated[
     Header(
         description="An ETag from a previous read; a stale one answers 412 and changes nothing."
     ),
-]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
-Cursor = Annotated[
-    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
 ]
 
 

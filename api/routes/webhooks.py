@@ -1,21 +1,16 @@
 """Webhooks for coach dashboards: subscribe to session events of the coach's clients."""
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
-from api.deps import AccountOwner, SessionDep, SettingsDep
+from api.deps import AccountOwner, Cursor, Limit, SessionDep, SettingsDep
 from api.errors import problem_responses
 from api.services import webhooks as service
 from models.webhook import DeliveryList, WebhookCreate, WebhookCreated, WebhookList
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
-Cursor = Annotated[
-    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
-]
 
 DESCRIPTION = """
 Events `session.created`, `session.updated` and `session.deleted` about the sessions of every

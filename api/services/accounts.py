@@ -19,8 +19,9 @@ from api.security import (
     new_api_key,
     verify_password,
 )
+from api.services import pagination
 from api.services.access import Caller
-from models.api_key import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from models.api_key import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyPublic
 from models.base import utc_now
 from models.user import Token, User, UserCreate, UserPublic, UserUpdate
 
@@ -118,13 +119,20 @@ def create_api_key(db: Session, user_id: uuid.UUID, data: ApiKeyCreate) -> ApiKe
         return ApiKeyCreated(**_public_key(api_key).model_dump(), key=key)
 
 
-def list_api_keys(db: Session, user_id: uuid.UUID) -> list[ApiKeyPublic]:
-    rows = db.exec(
-        select(ApiKey)
-        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
-        .order_by(ApiKey.created_at)  # type: ignore[arg-type]
+def list_api_keys(db: Session, user_id: uuid.UUID, limit: int, cursor: str | None) -> ApiKeyList:
+    """The user's live keys, oldest first (the keys themselves are never shown again)."""
+    statement = select(ApiKey).where(
+        ApiKey.user_id == user_id,
+        ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
     )
-    return [_public_key(row) for row in rows]
+    statement = pagination.after(statement, ApiKey.created_at, ApiKey.id, cursor)
+    rows = list(
+        db.exec(statement.order_by(ApiKey.created_at, ApiKey.id).limit(limit + 1))  # type: ignore[arg-type]
+    )
+    return ApiKeyList(
+        items=[_public_key(row) for row in rows[:limit]],
+        next_cursor=pagination.next_cursor([(row.created_at, row.id) for row in rows], limit),
+    )
 
 
 def revoke_api_key(db: Session, user_id: uuid.UUID, key_id: uuid.UUID) -> None:

@@ -11,12 +11,14 @@ from sqlmodel import Session, col
 from api.db import write_transaction
 from api.errors import Conflict, NotFound
 from api.security import hash_secret
+from api.services import pagination
 from api.services import sessions as session_service
 from api.services.access import Caller, has_live_grant, readable_person
 from api.services.roster import roster_pain as pain_statistics
 from models.base import utc_now
 from models.coaching import (
     Grant,
+    GrantList,
     GrantPublic,
     Invite,
     InvitePublic,
@@ -100,22 +102,27 @@ def redeem_invite(db: Session, client_id: uuid.UUID, code: str) -> GrantPublic:
         )
 
 
-def list_grants(db: Session, client_id: uuid.UUID) -> list[GrantPublic]:
+def list_grants(db: Session, client_id: uuid.UUID, limit: int, cursor: str | None) -> GrantList:
     """The client's live grants, oldest first."""
-    rows = db.execute(
+    statement = (
         select(col(Grant.id), col(Grant.created_at), col(User.id), col(User.display_name))
         .join(User, col(User.id) == col(Grant.coach_id))
         .where(col(Grant.client_id) == client_id, _live_grant)
-        .order_by(col(Grant.created_at), col(Grant.id))
     )
-    return [
+    statement = pagination.after(statement, col(Grant.created_at), col(Grant.id), cursor)
+    rows = list(
+        db.execute(statement.order_by(col(Grant.created_at), col(Grant.id)).limit(limit + 1))
+    )
+    items = [
         GrantPublic(
             id=grant_id,
             coach=PersonRef(id=coach_id, display_name=coach_name),
             created_at=created_at,
         )
-        for grant_id, created_at, coach_id, coach_name in rows
+        for grant_id, created_at, coach_id, coach_name in rows[:limit]
     ]
+    positions = [(created_at, grant_id) for grant_id, created_at, _, _ in rows]
+    return GrantList(items=items, next_cursor=pagination.next_cursor(positions, limit))
 
 
 def revoke_grant(db: Session, client_id: uuid.UUID, grant_id: uuid.UUID) -> None:

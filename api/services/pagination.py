@@ -4,6 +4,9 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, or_
 
 from api.errors import BadRequest
 
@@ -24,3 +27,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return parsed, uuid.UUID(row_id)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadRequest("Malformed cursor.") from None
+
+
+def after(statement: Select[Any], at: Any, row_id: Any, cursor: str | None) -> Select[Any]:
+    """Rows after the cursor's position in an ascending (at, id) order."""
+    if not cursor:
+        return statement
+    position_at, position_id = decode_cursor(cursor)
+    return statement.where(or_(at > position_at, and_(at == position_at, row_id > position_id)))
+
+
+def next_cursor(positions: list[tuple[datetime, uuid.UUID]], limit: int) -> str | None:
+    """The cursor after a page fetched with `limit + 1` rows, or None on the last page."""
+    if len(positions) <= limit:
+        return None
+    return encode_cursor(*positions[limit - 1])

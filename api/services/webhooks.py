@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from api.db import write_transaction
 from api.errors import Conflict, NotFound, Unprocessable
+from api.services import pagination
 from api.services.pagination import decode_cursor, encode_cursor
 from models.base import utc_now
 from models.coaching import Grant
@@ -176,22 +177,14 @@ def create_webhook(
 
 def list_webhooks(db: Session, owner_id: uuid.UUID, limit: int, cursor: str | None) -> WebhookList:
     """The owner's webhooks, oldest first (secrets are never shown again)."""
-    statement = select(Webhook).where(Webhook.user_id == owner_id)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        statement = statement.where(
-            or_(
-                Webhook.created_at > created_at,
-                and_(Webhook.created_at == created_at, Webhook.id > row_id),
-            )
-        )
+    statement = pagination.after(
+        select(Webhook).where(Webhook.user_id == owner_id), Webhook.created_at, Webhook.id, cursor
+    )
     statement = statement.order_by(Webhook.created_at, Webhook.id).limit(limit + 1)  # type: ignore[arg-type]
     rows = list(db.execute(statement).scalars())
-    next_cursor = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
     return WebhookList(
-        items=[_webhook_public(row) for row in rows[:limit]], next_cursor=next_cursor
+        items=[_webhook_public(row) for row in rows[:limit]],
+        next_cursor=pagination.next_cursor([(row.created_at, row.id) for row in rows], limit),
     )
 
 
