@@ -9,6 +9,7 @@ every number non-negative, so integer division is floor division on both databas
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,6 +57,14 @@ def utc_offset(zone: ZoneInfo, instant: datetime) -> int:
 
 def offset_segments(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
     """[(from_instant, offset_seconds)] covering start..end, the first from `start`."""
+    return list(_offset_segments(zone, start, end))
+
+
+@lru_cache(maxsize=256)
+def _offset_segments(
+    zone: ZoneInfo, start: datetime, end: datetime
+) -> tuple[tuple[datetime, int], ...]:
+    # Cached: a summary asks twice per request, and dashboards ask for the same period again.
     segments = [(start, utc_offset(zone, start))]
     cursor = start
     while cursor < end:
@@ -71,7 +80,7 @@ def offset_segments(zone: ZoneInfo, start: datetime, end: datetime) -> list[tupl
                     high = middle
             segments.append((_instant(high), utc_offset(zone, _instant(high))))
         cursor = step_end
-    return segments
+    return tuple(segments)
 
 
 def _instant(epoch: int) -> datetime:
