@@ -15,7 +15,6 @@ from models.release_session import (
     BatchRequest,
     BatchResponse,
     ChangeFeed,
-    ChangeItem,
     SessionCreate,
     SessionList,
     SessionPublic,
@@ -131,17 +130,7 @@ def changes(
     ] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ChangeFeed:
-    rows, next_since, has_more = sync.changed_sessions(db, caller.user_id, since, limit)
-    publics = service.to_public_many(db, rows)
-    items = [
-        ChangeItem(
-            id=row.id,
-            deleted=row.deleted_at is not None,
-            session=None if row.deleted_at is not None else public,
-        )
-        for row, public in zip(rows, publics, strict=True)
-    ]
-    return ChangeFeed(items=items, next_since=next_since, has_more=has_more)
+    return sync.change_feed(db, caller.user_id, since, limit)
 
 
 @router.get(

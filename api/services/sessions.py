@@ -2,13 +2,14 @@
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -23,6 +24,7 @@ from api.errors import (
 )
 from api.services.events import publish_session_events
 from api.services.pagination import decode_cursor, encode_cursor
+from api.services.session_pages import PAGE_COLUMNS, ratings_by_session, read_page
 from api.services.sync import next_feed_seq
 from api.services.webhooks import SessionEvent
 from models.base import utc_now
@@ -55,6 +57,7 @@ _SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
 _RATING_TABLE = Rating.__table__  # type: ignore[attr-defined]
 _INSERT_SESSION = insert(_SESSION_TABLE)
 _INSERT_RATING = insert(_RATING_TABLE)
+_PUBLIC_LIST = TypeAdapter(list[SessionPublic])
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,16 @@ def _public(row: ReleaseSession, ratings: list[Rating]) -> SessionPublic:
     )
 
 
-def to_public_many(db: Session, rows: list[ReleaseSession]) -> list[SessionPublic]:
-    """Public shapes for many sessions, with every rating loaded in one query."""
-    ratings = _ratings_by_session(db, [row.id for row in rows if row.deleted_at is None])
-    return [_public(row, ratings.get(row.id, [])) for row in rows]
+def to_public_many(db: Session, rows: Sequence[Any]) -> list[SessionPublic]:
+    """Public shapes for many sessions (ORM objects or column rows), with every rating loaded
+    in one query and all of them validated in one call."""
+    ratings = ratings_by_session(db, [row.id for row in rows if row.deleted_at is None])
+    documents = []
+    for row in rows:
+        document = {name: getattr(row, name) for name in _PUBLIC_SCALARS}
+        document["ratings"] = ratings.get(row.id, [])
+        documents.append(document)
+    return _PUBLIC_LIST.validate_python(documents)
 
 
 def _live_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> ReleaseSession:
@@ -144,7 +153,7 @@ def list_sessions(
     cursor: str | None,
 ) -> SessionList:
     """The owner's live sessions, newest first, one page after `cursor`."""
-    statement = select(ReleaseSession).where(
+    statement = select(*PAGE_COLUMNS).where(
         ReleaseSession.user_id == owner_id,
         ReleaseSession.deleted_at.is_(None),  # type: ignore[union-attr]
     )
@@ -173,10 +182,10 @@ def list_sessions(
         ReleaseSession.started_at.desc(),  # type: ignore[attr-defined]
         ReleaseSession.id.desc(),  # type: ignore[attr-defined]
     ).limit(limit + 1)
-    rows = list(db.execute(statement).scalars())
-    last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = encode_cursor(last.started_at, last.id) if last else None
-    return SessionList(items=to_public_many(db, rows[:limit]), next_cursor=next_cursor)
+    documents, has_more = read_page(db, statement, limit)
+    last = documents[-1] if has_more else None
+    next_cursor = encode_cursor(last["started_at"], last["id"]) if last else None
+    return SessionList.model_validate({"items": documents, "next_cursor": next_cursor})
 
 
 # --- writing -----------------------------------------------------------------------------

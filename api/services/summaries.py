@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter
 from sqlalchemy import Float, and_, case, cast, exists, func, or_, select
 from sqlmodel import Session, col
 
@@ -28,10 +29,8 @@ from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES
 from models.release_session import Rating, ReleaseSession
 from models.summary import (
     Adherence,
-    Baseline,
     Hydration,
     MetricSummary,
-    SeriesPoint,
     Summary,
     SummaryPeriod,
 )
@@ -42,6 +41,7 @@ MAX_PERIOD = timedelta(days=3653)  # 10 years: bounds every query and CASE
 MAX_DAY_BUCKET_PERIOD = timedelta(days=1827)  # 5 years of daily buckets
 HYDRATED_ML = 300
 
+_METRIC_LIST = TypeAdapter(list[MetricSummary])
 _LOWER_IS_BETTER = [metric.slug for metric in METRICS if metric.better == "lower"]
 _REGION_ORDER = {region.slug: index for index, region in enumerate(REGIONS)}
 _SIDE_ORDER = {side: index for index, side in enumerate(SIDES)}
@@ -152,7 +152,7 @@ def _metric_statistics(
         col(Rating.after),
         calendar.day_expression(col(Rating.started_at)).label("day"),
         calendar.weeks_since_start(col(Rating.started_at)).label("x"),
-        _responder(col(Rating.before), col(Rating.after)).label("responder"),
+        _RESPONDER,
     ).where(
         col(Rating.user_id) == person_id,
         col(Rating.started_at) >= period.start,
@@ -189,7 +189,7 @@ def _metric_statistics(
     grouped: dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]] = defaultdict(
         dict
     )
-    for row in db.execute(statement):
+    for row in db.connection().execute(statement):
         (reg, side, met, bucket, count, pairs, sum_before, sum_after, responders) = row[:9]
         sum_x, sum_y, sum_xx, sum_xy = (float(value or 0) for value in row[9:])
         pair_stats = figures.PairStats(
@@ -229,9 +229,7 @@ def _count_where(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _session_statistics(
-    db: Session, conditions: list[Any]
-) -> tuple[figures.SessionStats, datetime | None]:
+def _session_statistics_columns() -> list[Any]:
     before = col(ReleaseSession.water_before_ml)
     after = col(ReleaseSession.water_after_ml)
     unwell = col(ReleaseSession.felt_unwell_after)
@@ -239,7 +237,7 @@ def _session_statistics(
     hydrated = and_(with_water, before >= HYDRATED_ML, after >= HYDRATED_ML)  # type: ignore[operator]
     not_hydrated = and_(with_water, or_(before < HYDRATED_ML, after < HYDRATED_ML))  # type: ignore[operator]
     felt = unwell.is_not(None)  # type: ignore[union-attr]
-    statement = select(
+    return [
         func.count(),
         _count_where(col(ReleaseSession.complete).is_(True)),
         _count_where(with_water),
@@ -249,8 +247,18 @@ def _session_statistics(
         _count_where(and_(not_hydrated, felt)),
         _count_where(and_(not_hydrated, unwell.is_(True))),  # type: ignore[union-attr]
         func.max(col(ReleaseSession.started_at)),
-    ).where(*conditions)
-    row = db.execute(statement).one()
+    ]
+
+
+# Built once: these expressions depend on nothing but the tables and the catalog.
+_SESSION_STATISTICS = _session_statistics_columns()
+_RESPONDER = _responder(col(Rating.before), col(Rating.after)).label("responder")
+
+
+def _session_statistics(
+    db: Session, conditions: list[Any]
+) -> tuple[figures.SessionStats, datetime | None]:
+    row = db.connection().execute(select(*_SESSION_STATISTICS).where(*conditions)).one()
     counts = [int(value or 0) for value in row[:8]]
     return figures.SessionStats(*counts), row[8]
 
@@ -258,7 +266,9 @@ def _session_statistics(
 def _active_days(db: Session, conditions: list[Any], calendar: LocalCalendar) -> list[int]:
     day = calendar.day_expression(col(ReleaseSession.started_at)).label("day")
     days = select(day).where(*conditions).subquery("days")
-    return [int(value) for value in db.execute(select(days.c.day).distinct()).scalars()]
+    return [
+        int(value) for value in db.connection().execute(select(days.c.day).distinct()).scalars()
+    ]
 
 
 # --- assembly ----------------------------------------------------------------------------
@@ -269,7 +279,8 @@ def _metric_summary(
     by_bucket: dict[int, tuple[figures.PairStats, figures.SlopeStats]],
     starts: list[date],
     period: Period,
-) -> MetricSummary:
+) -> dict[str, Any]:
+    """One MetricSummary, as the dict that Summary validates (once, for the whole response)."""
     metric = METRICS_BY_SLUG[key.metric]
     pairs_total = figures.PairStats()
     slope_total = figures.SlopeStats()
@@ -279,36 +290,38 @@ def _metric_summary(
     published = figures.pair_figures(pairs_total, metric)
     slope = figures.least_squares_slope(slope_total) if slope_total.n >= 3 else None
     series = []
+    empty = figures.pair_figures(figures.PairStats(), metric)
     for index, start in enumerate(starts):
-        bucket_stats = by_bucket.get(index, (figures.PairStats(), figures.SlopeStats()))[0]
-        point = figures.pair_figures(bucket_stats, metric)
+        found = by_bucket.get(index)
+        bucket_stats = found[0] if found is not None else figures.PairStats()
+        point = figures.pair_figures(bucket_stats, metric) if found is not None else empty
         series.append(
-            SeriesPoint(
-                start=start,
-                sessions=bucket_stats.ratings,
-                mean_before=point.mean_before,
-                mean_after=point.mean_after,
-                mean_change=point.mean_change,
-            )
+            {
+                "start": start,
+                "sessions": bucket_stats.ratings,
+                "mean_before": point.mean_before,
+                "mean_after": point.mean_after,
+                "mean_change": point.mean_change,
+            }
         )
-    return MetricSummary(
-        region=key.region,
-        side=key.side,
-        metric=key.metric,
-        better=metric.better,
-        pairs=published.pairs,
-        mean_before=published.mean_before,
-        mean_after=published.mean_after,
-        mean_change=published.mean_change,
-        mean_improvement=published.mean_improvement,
-        improvement_pct=published.improvement_pct,
-        responder_rate=published.responder_rate,
-        baseline=Baseline(
-            slope_per_week=figures.publish(slope, 3),
-            trend=figures.trend(slope, slope_total.n, period.days, metric),  # type: ignore[arg-type]
-        ),
-        series=series,
-    )
+    return {
+        "region": key.region,
+        "side": key.side,
+        "metric": key.metric,
+        "better": metric.better,
+        "pairs": published.pairs,
+        "mean_before": published.mean_before,
+        "mean_after": published.mean_after,
+        "mean_change": published.mean_change,
+        "mean_improvement": published.mean_improvement,
+        "improvement_pct": published.improvement_pct,
+        "responder_rate": published.responder_rate,
+        "baseline": {
+            "slope_per_week": figures.publish(slope, 3),
+            "trend": figures.trend(slope, slope_total.n, period.days, metric),
+        },
+        "series": series,
+    }
 
 
 def summarize(
@@ -360,5 +373,7 @@ def summarize(
             unwell_rate_hydrated=hydration.unwell_rate_hydrated,
             unwell_rate_not_hydrated=hydration.unwell_rate_not_hydrated,
         ),
-        metrics=[_metric_summary(key, statistics[key], starts, period) for key in ordered],
+        metrics=_METRIC_LIST.validate_python(
+            [_metric_summary(key, statistics[key], starts, period) for key in ordered]
+        ),
     )

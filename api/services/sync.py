@@ -18,16 +18,19 @@ import base64
 import binascii
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlmodel import Session
 
 from api.db import write_transaction
 from api.errors import BadRequest, Gone
-from models.release_session import ReleaseSession
+from api.services.session_pages import PAGE_COLUMNS, read_page
+from models.release_session import ChangeFeed, ReleaseSession
 from models.user import User
 
 _TOKEN_PREFIX = b"rl1:"
+_SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
 
 
 _USER_TABLE = User.__table__  # type: ignore[attr-defined]
@@ -62,10 +65,8 @@ def decode_token(token: str) -> int:
     return int(raw[len(_TOKEN_PREFIX) :])
 
 
-def changed_sessions(
-    db: Session, user_id: uuid.UUID, since: str, limit: int
-) -> tuple[list[ReleaseSession], str, bool]:
-    """Sessions changed after `since`, oldest change first; plus next token and has_more."""
+def _feed_position(db: Session, user_id: uuid.UUID, since: str) -> int:
+    """The position `since` stands for; 400 for a token from the future, 410 for a purged one."""
     position = decode_token(since)
     user = db.get(User, user_id)
     assert user is not None
@@ -76,18 +77,49 @@ def changed_sessions(
             "This sync token is older than the deletion history kept on the server. "
             "Discard the local copy and resync from the beginning (empty 'since')."
         )
-    rows = list(
-        db.execute(
-            select(ReleaseSession)
-            .where(ReleaseSession.user_id == user_id, ReleaseSession.change_seq > position)
-            .order_by(ReleaseSession.change_seq)
-            .limit(limit + 1)
-        ).scalars()
+    return position
+
+
+def _changes_after(user_id: uuid.UUID, position: int, limit: int, columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
+        .where(ReleaseSession.user_id == user_id, ReleaseSession.change_seq > position)  # type: ignore[arg-type]
+        .order_by(ReleaseSession.change_seq)
+        .limit(limit + 1)
     )
+
+
+def changed_sessions(
+    db: Session, user_id: uuid.UUID, since: str, limit: int
+) -> tuple[list[Row[Any]], str, bool]:
+    """Sessions changed after `since` (rows of every column), oldest change first; plus the
+    next token and has_more."""
+    position = _feed_position(db, user_id, since)
+    statement = _changes_after(user_id, position, limit, _SESSION_TABLE.c)
+    rows = list(db.connection().execute(statement))
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_position = rows[-1].change_seq if rows else position
     return rows, encode_token(next_position), has_more
+
+
+def change_feed(db: Session, user_id: uuid.UUID, since: str, limit: int) -> ChangeFeed:
+    """One page of the sync feed (see changed_sessions) as the response."""
+    position = _feed_position(db, user_id, since)
+    statement = _changes_after(user_id, position, limit, PAGE_COLUMNS)
+    documents, has_more = read_page(db, statement, limit)
+    next_position = documents[-1]["change_seq"] if documents else position
+    items = [
+        {
+            "id": document["id"],
+            "deleted": document["deleted_at"] is not None,
+            "session": None if document["deleted_at"] is not None else document,
+        }
+        for document in documents
+    ]
+    return ChangeFeed.model_validate(
+        {"items": items, "next_since": encode_token(next_position), "has_more": has_more}
+    )
 
 
 def purge_tombstones(db: Session, now: datetime, retention: timedelta) -> int:
