@@ -1,5 +1,9 @@
--- POST /v1/sessions with a unique client-chosen id and 3 ratings per request.
-local token = os.getenv("BENCH_TOKEN")
+-- POST /v1/sessions with a unique client-chosen id and 3 ratings per request, spread over
+-- the people whose tokens BENCH_TOKEN lists (comma-separated): many apps syncing at once.
+local tokens = {}
+for token in string.gmatch(os.getenv("BENCH_TOKEN"), "[^,]+") do
+  table.insert(tokens, token)
+end
 local counter = 0
 local thread_tag = tostring(math.random(0, 0xffff))
 
@@ -18,5 +22,6 @@ request = function()
 {"region":"adductors","side":"left","metric":"rom","before":35,"after":42},
 {"region":"adductors","side":"right","metric":"stiffness","before":5,"after":4}]}]], uuid())
   return wrk.format("POST", "/v1/sessions",
-    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}, body)
+    {["Content-Type"] = "application/json",
+     ["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1]}, body)
 end

@@ -209,8 +209,8 @@ def preload(base: str) -> dict[str, str]:
                 "/v1/grants", json={"code": code}, headers={"Authorization": f"Bearer {client}"}
             )
             granted.raise_for_status()
-        writer = register(http, "writer")
-    return {"one_year": one_year, "ten_years": ten_years, "coach": coach, "writer": writer}
+        writers = ",".join(register(http, f"writer{index}") for index in range(16))
+    return {"one_year": one_year, "ten_years": ten_years, "coach": coach, "writers": writers}
 
 
 # --- scenarios ----------------------------------------------------------------------------
@@ -251,13 +251,13 @@ def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str,
                 "POST /v1/sessions (3 ratings)",
                 "post_session.lua",
                 "/",
-                {"BENCH_TOKEN": tokens["writer"]},
+                {"BENCH_TOKEN": tokens["writers"]},
             ),
             (
                 "POST /v1/sessions/batch (100/request)",
                 "post_batch.lua",
                 "/",
-                {"BENCH_TOKEN": tokens["writer"], "BENCH_BATCH": "100"},
+                {"BENCH_TOKEN": tokens["writers"].split(",")[0], "BENCH_BATCH": "100"},
             ),
             (
                 "GET /v1/summary 90 days, 1-year client",
