@@ -311,3 +311,20 @@ def test_text_with_a_nul_character_is_refused(client: TestClient, alice: Person)
     assert answer.status_code == 400
     assert answer.headers["content-type"] == PROBLEM
     assert client.get("/v1/sessions", headers=alice.headers).json()["items"] == []
+
+
+def test_login_answers_503_when_the_limiter_store_is_down(settings) -> None:
+    """A shared limiter store (Redis) that cannot be reached: 503 with Retry-After, not 500."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.conftest import make_settings
+
+    broken = make_settings(settings.database_url, rate_limit_storage_url="redis://127.0.0.1:1")
+    with TestClient(create_app(broken), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/v1/auth/token", data={"username": "a@example.com", "password": "whatever123"}
+        )
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"

@@ -31,7 +31,7 @@ def register(data: UserCreate, db: SessionDep) -> UserPublic:
 @router.post(
     "/auth/token",
     response_model=Token,
-    responses=problem_responses(400, 401, 413, 422, 429),
+    responses=problem_responses(400, 401, 413, 422, 429, 503),
     summary="Exchange email and password for an access token (OAuth2 password flow)",
 )
 def token(

@@ -1,5 +1,6 @@
 """Login throttling with the `limits` library; shared between processes via Redis if set."""
 
+import logging
 import math
 import time
 
@@ -8,7 +9,9 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from api.config import Settings
-from api.errors import TooManyRequests
+from api.errors import ServiceUnavailable, TooManyRequests
+
+logger = logging.getLogger("releaselog.ratelimit")
 
 
 class LoginLimiter:
@@ -32,7 +35,16 @@ class LoginLimiter:
             (self._per_address, ("login-address", address)),
         )
         for limit, identifiers in checks:
-            if not self._limiter.hit(limit, *identifiers):
+            try:
+                allowed = self._limiter.hit(limit, *identifiers)
+            except Exception as error:  # the shared store (Redis) is unreachable
+                # Fail closed: without its counters a login could not be throttled.
+                logger.error("login rate limiter store unavailable: %s", type(error).__name__)
+                raise ServiceUnavailable(
+                    "Login is temporarily unavailable. Try again shortly.",
+                    headers={"Retry-After": "5"},
+                ) from None
+            if not allowed:
                 reset_at = self._limiter.get_window_stats(limit, *identifiers).reset_time
                 retry_after = max(1, math.ceil(reset_at - time.time()))
                 raise TooManyRequests(
