@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-def _create_postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
+def create_postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
     url = make_url(base_url)
     name = f"releaselog_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -48,7 +48,7 @@ def _create_postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = os.environ.get("TEST_DATABASE_URL", "")
     if base.startswith("postgresql"):
-        url, drop = _create_postgres_database(base)
+        url, drop = create_postgres_database(base)
         yield url
         drop()
     else:
@@ -63,7 +63,7 @@ def fresh_database_url(tmp_path: Path) -> Iterator[Callable[[], str]]:
     def make() -> str:
         base = os.environ.get("TEST_DATABASE_URL", "")
         if base.startswith("postgresql"):
-            url, drop = _create_postgres_database(base)
+            url, drop = create_postgres_database(base)
             drops.append(drop)
             return url
         return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:12]}.db'}"

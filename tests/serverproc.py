@@ -11,16 +11,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from alembic.config import Config
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from alembic import command
+from tests.conftest import create_postgres_database, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "server-process-secret-that-is-long-enough"
@@ -34,28 +30,14 @@ def fresh_database(directory: Path) -> tuple[str, Callable[[], None]]:
     """A new, migrated database and a function that drops it."""
     base = os.environ.get("TEST_DATABASE_URL", "")
     if base.startswith("postgresql"):
-        url = make_url(base)
-        name = f"releaselog_proc_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-        def drop() -> None:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-        database_url = url.set(database=name).render_as_string(hide_password=False)
+        database_url, drop = create_postgres_database(base)
     else:
         database_url = f"sqlite:///{directory / 'releaselog.db'}"
 
         def drop() -> None:
             return None
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    migrate(database_url)
     return database_url, drop
 
 

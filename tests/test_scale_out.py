@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import ROOT, TEST_SECRET, _create_postgres_database, migrate
+from tests.conftest import ROOT, TEST_SECRET, create_postgres_database, migrate
 from tests.factories import session_body
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -90,7 +90,7 @@ def two_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2).ping()
     except redis.RedisError as error:
         _unavailable(f"Redis at {REDIS_URL} is not reachable: {error}")
-    database_url, drop_database = _create_postgres_database(base)
+    database_url, drop_database = create_postgres_database(base)
     apis: list[ApiProcess] = []
     try:
         migrate(database_url)

@@ -29,11 +29,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("Malformed cursor.") from None
 
 
-def after(statement: Select[Any], at: Any, row_id: Any, cursor: str | None) -> Select[Any]:
-    """Rows after the cursor's position in an ascending (at, id) order."""
+def after(
+    statement: Select[Any], at: Any, row_id: Any, cursor: str | None, *, descending: bool = False
+) -> Select[Any]:
+    """Rows after the cursor's position in an (at, id) order, ascending or descending."""
     if not cursor:
         return statement
     position_at, position_id = decode_cursor(cursor)
+    if descending:
+        return statement.where(or_(at < position_at, and_(at == position_at, row_id < position_id)))
     return statement.where(or_(at > position_at, and_(at == position_at, row_id > position_id)))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select
+from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -22,8 +22,9 @@ from api.errors import (
     Unprocessable,
     field_errors,
 )
+from api.services import pagination
 from api.services.events import publish_session_events
-from api.services.pagination import decode_cursor, encode_cursor
+from api.services.pagination import encode_cursor
 from api.services.session_pages import PAGE_COLUMNS, ratings_by_session, read_page
 from api.services.sync import next_feed_seq
 from api.services.webhooks import SessionEvent
@@ -170,14 +171,9 @@ def list_sessions(
         if filters.metric is not None:
             rated = rated.where(Rating.metric == filters.metric)
         statement = statement.where(exists(rated))
-    if cursor:
-        started_at, session_id = decode_cursor(cursor)
-        statement = statement.where(
-            or_(
-                ReleaseSession.started_at < started_at,
-                and_(ReleaseSession.started_at == started_at, ReleaseSession.id < session_id),
-            )
-        )
+    statement = pagination.after(
+        statement, ReleaseSession.started_at, ReleaseSession.id, cursor, descending=True
+    )
     statement = statement.order_by(
         ReleaseSession.started_at.desc(),  # type: ignore[attr-defined]
         ReleaseSession.id.desc(),  # type: ignore[attr-defined]

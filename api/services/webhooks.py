@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlmodel import Session
 
 from api.db import write_transaction
 from api.errors import Conflict, NotFound, Unprocessable
 from api.services import pagination
-from api.services.pagination import decode_cursor, encode_cursor
+from api.services.pagination import encode_cursor
 from models.base import utc_now
 from models.coaching import Grant
 from models.release_session import SessionPublic
@@ -209,14 +209,9 @@ def list_deliveries(
     """The webhook's delivery log, newest first."""
     _own_webhook(db, owner_id, webhook_id)
     statement = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        statement = statement.where(
-            or_(
-                WebhookDelivery.created_at < created_at,
-                and_(WebhookDelivery.created_at == created_at, WebhookDelivery.id < row_id),
-            )
-        )
+    statement = pagination.after(
+        statement, WebhookDelivery.created_at, WebhookDelivery.id, cursor, descending=True
+    )
     statement = statement.order_by(
         WebhookDelivery.created_at.desc(),  # type: ignore[attr-defined]
         WebhookDelivery.id.desc(),  # type: ignore[attr-defined]
