@@ -261,6 +261,7 @@ def _session_statistics_columns() -> list[Any]:
 
 # Built once: these expressions depend on nothing but the tables and the catalog.
 _SESSION_STATISTICS = _session_statistics_columns()
+_TIMEZONE = select(col(User.timezone)).where(col(User.id) == bindparam("person_id"))
 _RESPONDER = _responder(col(Rating.before), col(Rating.after)).label("responder")
 
 
@@ -320,18 +321,27 @@ def _metric_summary(
     published = figures.pair_figures(pairs_total, metric)
     slope = figures.least_squares_slope(slope_total) if slope_total.n >= 3 else None
     series = []
-    empty = figures.pair_figures(figures.PairStats(), metric)
     for index, start in enumerate(starts):
         found = by_bucket.get(index)
-        bucket_stats = found[0] if found is not None else figures.PairStats()
-        point = figures.pair_figures(bucket_stats, metric) if found is not None else empty
+        if found is None:
+            series.append(
+                {
+                    "start": start,
+                    "sessions": 0,
+                    "mean_before": None,
+                    "mean_after": None,
+                    "mean_change": None,
+                }
+            )
+            continue
+        mean_before, mean_after, mean_change = figures.series_means(found[0])
         series.append(
             {
                 "start": start,
-                "sessions": bucket_stats.ratings,
-                "mean_before": point.mean_before,
-                "mean_after": point.mean_after,
-                "mean_change": point.mean_change,
+                "sessions": found[0].ratings,
+                "mean_before": mean_before,
+                "mean_after": mean_after,
+                "mean_change": mean_change,
             }
         )
     return {
@@ -358,10 +368,10 @@ def summarize(
     db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
 ) -> Summary:
     """The summary of one person's sessions over a period (see the API's Summaries)."""
-    person = db.get(User, person_id)
-    if person is None:
+    account_tz = db.connection().execute(_TIMEZONE, {"person_id": person_id}).scalar()
+    if account_tz is None:
         raise NotFound("No such person.")
-    period = resolve_period(query, person.timezone, now or utc_now())
+    period = resolve_period(query, account_tz, now or utc_now())
     calendar = LocalCalendar(ZoneInfo(period.tz), period.start, period.end)
     starts = bucket_starts(calendar.first_date, calendar.last_date, period.bucket)
 
