@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, case, cast, literal
+from sqlalchemy import BigInteger, ColumnElement, Integer, bindparam, case, cast, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -106,30 +106,53 @@ class LocalCalendar:
     def day_number(self, instant: datetime) -> int:
         return (instant.astimezone(self.zone).date() - self.first_date).days
 
-    def day_expression(self, started_at: Any) -> ColumnElement[int]:
-        """SQL: the local day number of `started_at` (0 = the local date of `start`)."""
-        segments = offset_segments(self.zone, self.start, self.end)
-        offset: ColumnElement[int]
-        if len(segments) == 1:
-            offset = literal(segments[0][1], Integer)
-        else:
-            offset = case(
-                *[
-                    (started_at < boundary, previous_offset)
-                    for (boundary, _), (_, previous_offset) in zip(
-                        segments[1:], segments[:-1], strict=True
-                    )
-                ],
-                else_=segments[-1][1],
-            )
-        first_midnight = (self.first_date - date(1970, 1, 1)).days * SECONDS_PER_DAY
-        local_seconds = EpochSeconds(started_at) + offset - first_midnight
-        return cast(local_seconds // SECONDS_PER_DAY, Integer)
+    @property
+    def segment_count(self) -> int:
+        """How many UTC offsets the period spans: the shape of `day_expression`."""
+        return len(offset_segments(self.zone, self.start, self.end))
 
-    def weeks_since_start(self, started_at: Any) -> ColumnElement[Any]:
-        """SQL: time since `start` in weeks, the x of the baseline slope."""
-        start_epoch = int(self.start.timestamp())
-        return (EpochSeconds(started_at) - start_epoch) / float(SECONDS_PER_WEEK)
+    def parameters(self) -> dict[str, Any]:
+        """The values of `day_expression`'s and `weeks_since_start`'s parameters."""
+        segments = offset_segments(self.zone, self.start, self.end)
+        values: dict[str, Any] = {
+            f"offset_{index}": offset for index, (_, offset) in enumerate(segments)
+        }
+        values.update(
+            {f"boundary_{index}": segments[index][0] for index in range(1, len(segments))}
+        )
+        values["first_midnight"] = (self.first_date - date(1970, 1, 1)).days * SECONDS_PER_DAY
+        values["start_epoch"] = int(self.start.timestamp())
+        return values
+
+
+def day_expression(started_at: Any, segment_count: int) -> ColumnElement[int]:
+    """SQL: the local day number of `started_at` (0 = the local date of the period's start).
+
+    Only the shape is fixed here (how many offset segments); the offsets, the instants where
+    they change and the first midnight are parameters (LocalCalendar.parameters), so one
+    statement serves every period and zone of that shape.
+    """
+    offset: ColumnElement[int]
+    if segment_count == 1:
+        offset = bindparam("offset_0", type_=Integer)
+    else:
+        offset = case(
+            *[
+                (
+                    started_at < bindparam(f"boundary_{index}"),
+                    bindparam(f"offset_{index - 1}", type_=Integer),
+                )
+                for index in range(1, segment_count)
+            ],
+            else_=bindparam(f"offset_{segment_count - 1}", type_=Integer),
+        )
+    local_seconds = EpochSeconds(started_at) + offset - bindparam("first_midnight")
+    return cast(local_seconds // SECONDS_PER_DAY, Integer)
+
+
+def weeks_since_start(started_at: Any) -> ColumnElement[Any]:
+    """SQL: time since the period's start in weeks, the x of the baseline slope."""
+    return (EpochSeconds(started_at) - bindparam("start_epoch")) / float(SECONDS_PER_WEEK)
 
 
 def bucket_starts(first: date, last: date, bucket: str) -> list[date]:
@@ -154,18 +177,28 @@ def bucket_starts(first: date, last: date, bucket: str) -> list[date]:
     return starts
 
 
-def bucket_expression(day: Any, first: date, bucket: str, starts: list[date]) -> Any:
-    """SQL: the index into `starts` of the bucket holding local day number `day`."""
+def bucket_expression(day: Any, bucket: str, bucket_count: int) -> Any:
+    """SQL: the index of the bucket holding local day number `day` (see bucket_parameters)."""
     if bucket == "day":
         return day
     if bucket == "week":
-        return (day + first.weekday()) // 7
-    if len(starts) == 1:
+        return (day + bindparam("first_weekday")) // 7
+    if bucket_count == 1:
         return literal(0, Integer)
     return case(
-        *[(day < (start - first).days, index) for index, start in enumerate(starts[1:])],
-        else_=len(starts) - 1,
+        *[(day < bindparam(f"bucket_{index}"), index - 1) for index in range(1, bucket_count)],
+        else_=bucket_count - 1,
     )
+
+
+def bucket_parameters(first: date, bucket: str, starts: list[date]) -> dict[str, Any]:
+    """The values of bucket_expression's parameters: the weekday of the first day, or the
+    day numbers on which months 2.. begin."""
+    if bucket == "week":
+        return {"first_weekday": first.weekday()}
+    if bucket == "month":
+        return {f"bucket_{index}": (starts[index] - first).days for index in range(1, len(starts))}
+    return {}
 
 
 def utc(instant: datetime) -> datetime:

@@ -9,11 +9,12 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
-from sqlalchemy import Float, and_, case, cast, exists, func, or_, select
+from sqlalchemy import Float, Select, and_, bindparam, case, cast, exists, func, or_, select
 from sqlmodel import Session, col
 
 from api.errors import NotFound, Unprocessable
@@ -21,8 +22,11 @@ from api.services import summary_figures as figures
 from api.services.local_dates import (
     LocalCalendar,
     bucket_expression,
+    bucket_parameters,
     bucket_starts,
+    day_expression,
     utc,
+    weeks_since_start,
 )
 from models.base import utc_now
 from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES
@@ -135,42 +139,40 @@ class MetricKey:
     metric: str
 
 
-def _metric_statistics(
-    db: Session,
-    person_id: uuid.UUID,
-    period: Period,
-    calendar: LocalCalendar,
-    starts: list[date],
-    region: str | None,
-    metric: str | None,
-) -> dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]]:
+@lru_cache(maxsize=256)
+def _metric_statement(
+    segment_count: int, bucket: str, bucket_count: int, by_region: bool, by_metric: bool
+) -> Select[Any]:
+    """Ratings grouped per (region, side, metric, bucket), built once per shape: every value
+    that varies (person, period, offsets, bucket boundaries, filters) is a parameter."""
+    started_at = col(Rating.started_at)
     rows = select(
         col(Rating.region),
         col(Rating.side),
         col(Rating.metric),
         col(Rating.before),
         col(Rating.after),
-        calendar.day_expression(col(Rating.started_at)).label("day"),
-        calendar.weeks_since_start(col(Rating.started_at)).label("x"),
+        day_expression(started_at, segment_count).label("day"),
+        weeks_since_start(started_at).label("x"),
         _RESPONDER,
     ).where(
-        col(Rating.user_id) == person_id,
-        col(Rating.started_at) >= period.start,
-        col(Rating.started_at) <= period.end,
+        col(Rating.user_id) == bindparam("person_id"),
+        started_at >= bindparam("start"),
+        started_at <= bindparam("end"),
     )
-    if region is not None:
-        rows = rows.where(col(Rating.region) == region)
-    if metric is not None:
-        rows = rows.where(col(Rating.metric) == metric)
+    if by_region:
+        rows = rows.where(col(Rating.region) == bindparam("region"))
+    if by_metric:
+        rows = rows.where(col(Rating.metric) == bindparam("metric"))
     rated = rows.subquery("rated")
     bucketed = select(
         rated,
-        bucket_expression(rated.c.day, calendar.first_date, period.bucket, starts).label("bucket"),
+        bucket_expression(rated.c.day, bucket, bucket_count).label("bucket"),
     ).subquery("bucketed")
     is_pair = bucketed.c.after.is_not(None)
     x = cast(bucketed.c.x, Float)
     before = cast(bucketed.c.before, Float)
-    statement = select(
+    return select(
         bucketed.c.region,
         bucketed.c.side,
         bucketed.c.metric,
@@ -186,10 +188,19 @@ def _metric_statistics(
         func.sum(x * before),
     ).group_by(bucketed.c.region, bucketed.c.side, bucketed.c.metric, bucketed.c.bucket)
 
+
+def _metric_statistics(
+    db: Session,
+    shape: "_Shape",
+    parameters: dict[str, Any],
+) -> dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]]:
+    statement = _metric_statement(
+        shape.segment_count, shape.bucket, shape.bucket_count, shape.by_region, shape.by_metric
+    )
     grouped: dict[MetricKey, dict[int, tuple[figures.PairStats, figures.SlopeStats]]] = defaultdict(
         dict
     )
-    for row in db.connection().execute(statement):
+    for row in db.connection().execute(statement, parameters):
         (reg, side, met, bucket, count, pairs, sum_before, sum_after, responders) = row[:9]
         sum_x, sum_y, sum_xx, sum_xy = (float(value or 0) for value in row[9:])
         pair_stats = figures.PairStats(
@@ -204,23 +215,21 @@ def _metric_statistics(
     return grouped
 
 
-def _session_filter(
-    person_id: uuid.UUID, period: Period, region: str | None, metric: str | None
-) -> list[Any]:
+def _session_filter(by_region: bool, by_metric: bool) -> list[Any]:
     conditions: list[Any] = [
-        col(ReleaseSession.user_id) == person_id,
+        col(ReleaseSession.user_id) == bindparam("person_id"),
         col(ReleaseSession.deleted_at).is_(None),
-        col(ReleaseSession.started_at) >= period.start,
-        col(ReleaseSession.started_at) <= period.end,
+        col(ReleaseSession.started_at) >= bindparam("start"),
+        col(ReleaseSession.started_at) <= bindparam("end"),
     ]
-    if region is not None or metric is not None:
+    if by_region or by_metric:
         rated = select(col(Rating.session_id)).where(
             col(Rating.session_id) == col(ReleaseSession.id)
         )
-        if region is not None:
-            rated = rated.where(col(Rating.region) == region)
-        if metric is not None:
-            rated = rated.where(col(Rating.metric) == metric)
+        if by_region:
+            rated = rated.where(col(Rating.region) == bindparam("region"))
+        if by_metric:
+            rated = rated.where(col(Rating.metric) == bindparam("metric"))
         conditions.append(exists(rated))
     return conditions
 
@@ -252,23 +261,45 @@ def _session_statistics_columns() -> list[Any]:
 
 # Built once: these expressions depend on nothing but the tables and the catalog.
 _SESSION_STATISTICS = _session_statistics_columns()
+_TIMEZONE = select(col(User.timezone)).where(col(User.id) == bindparam("person_id"))
 _RESPONDER = _responder(col(Rating.before), col(Rating.after)).label("responder")
 
 
+@lru_cache(maxsize=8)
+def _session_statement(by_region: bool, by_metric: bool) -> Select[Any]:
+    return select(*_SESSION_STATISTICS).where(*_session_filter(by_region, by_metric))
+
+
+@lru_cache(maxsize=128)
+def _days_statement(segment_count: int, by_region: bool, by_metric: bool) -> Select[Any]:
+    day = day_expression(col(ReleaseSession.started_at), segment_count).label("day")
+    days = select(day).where(*_session_filter(by_region, by_metric)).subquery("days")
+    return select(days.c.day).distinct()
+
+
 def _session_statistics(
-    db: Session, conditions: list[Any]
+    db: Session, shape: "_Shape", parameters: dict[str, Any]
 ) -> tuple[figures.SessionStats, datetime | None]:
-    row = db.connection().execute(select(*_SESSION_STATISTICS).where(*conditions)).one()
+    statement = _session_statement(shape.by_region, shape.by_metric)
+    row = db.connection().execute(statement, parameters).one()
     counts = [int(value or 0) for value in row[:8]]
     return figures.SessionStats(*counts), row[8]
 
 
-def _active_days(db: Session, conditions: list[Any], calendar: LocalCalendar) -> list[int]:
-    day = calendar.day_expression(col(ReleaseSession.started_at)).label("day")
-    days = select(day).where(*conditions).subquery("days")
-    return [
-        int(value) for value in db.connection().execute(select(days.c.day).distinct()).scalars()
-    ]
+def _active_days(db: Session, shape: "_Shape", parameters: dict[str, Any]) -> list[int]:
+    statement = _days_statement(shape.segment_count, shape.by_region, shape.by_metric)
+    return [int(value) for value in db.connection().execute(statement, parameters).scalars()]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the statements' SQL depends on; everything else is a parameter."""
+
+    segment_count: int
+    bucket: str
+    bucket_count: int  # month buckets only (0 otherwise): one CASE branch per month
+    by_region: bool
+    by_metric: bool
 
 
 # --- assembly ----------------------------------------------------------------------------
@@ -290,18 +321,27 @@ def _metric_summary(
     published = figures.pair_figures(pairs_total, metric)
     slope = figures.least_squares_slope(slope_total) if slope_total.n >= 3 else None
     series = []
-    empty = figures.pair_figures(figures.PairStats(), metric)
     for index, start in enumerate(starts):
         found = by_bucket.get(index)
-        bucket_stats = found[0] if found is not None else figures.PairStats()
-        point = figures.pair_figures(bucket_stats, metric) if found is not None else empty
+        if found is None:
+            series.append(
+                {
+                    "start": start,
+                    "sessions": 0,
+                    "mean_before": None,
+                    "mean_after": None,
+                    "mean_change": None,
+                }
+            )
+            continue
+        mean_before, mean_after, mean_change = figures.series_means(found[0])
         series.append(
             {
                 "start": start,
-                "sessions": bucket_stats.ratings,
-                "mean_before": point.mean_before,
-                "mean_after": point.mean_after,
-                "mean_change": point.mean_change,
+                "sessions": found[0].ratings,
+                "mean_before": mean_before,
+                "mean_after": mean_after,
+                "mean_change": mean_change,
             }
         )
     return {
@@ -328,19 +368,32 @@ def summarize(
     db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
 ) -> Summary:
     """The summary of one person's sessions over a period (see the API's Summaries)."""
-    person = db.get(User, person_id)
-    if person is None:
+    account_tz = db.connection().execute(_TIMEZONE, {"person_id": person_id}).scalar()
+    if account_tz is None:
         raise NotFound("No such person.")
-    period = resolve_period(query, person.timezone, now or utc_now())
+    period = resolve_period(query, account_tz, now or utc_now())
     calendar = LocalCalendar(ZoneInfo(period.tz), period.start, period.end)
     starts = bucket_starts(calendar.first_date, calendar.last_date, period.bucket)
 
-    statistics = _metric_statistics(
-        db, person_id, period, calendar, starts, query.region, query.metric
+    shape = _Shape(
+        segment_count=calendar.segment_count,
+        bucket=period.bucket,
+        bucket_count=len(starts) if period.bucket == "month" else 0,
+        by_region=query.region is not None,
+        by_metric=query.metric is not None,
     )
-    conditions = _session_filter(person_id, period, query.region, query.metric)
-    session_stats, last_session_at = _session_statistics(db, conditions)
-    days = _active_days(db, conditions, calendar) if session_stats.sessions else []
+    parameters = {
+        "person_id": person_id,
+        "start": period.start,
+        "end": period.end,
+        "region": query.region,
+        "metric": query.metric,
+        **calendar.parameters(),
+        **bucket_parameters(calendar.first_date, period.bucket, starts),
+    }
+    statistics = _metric_statistics(db, shape, parameters)
+    session_stats, last_session_at = _session_statistics(db, shape, parameters)
+    days = _active_days(db, shape, parameters) if session_stats.sessions else []
     db.rollback()  # a read: end the transaction (and SQLite's write lock) at once
 
     adherence = figures.adherence_figures(

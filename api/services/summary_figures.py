@@ -14,14 +14,14 @@ from models.catalog import Metric
 # Ratings carry one decimal; binary floats make 6.2 - 4.2 = 1.9999999999999996. Comparisons
 # against thresholds allow this much slack so that such a change still counts as 2.
 EPSILON = 1e-9
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(7)}
 
 
 def publish(value: float | None, places: int) -> float | None:
     """Round half away from zero, on the shortest decimal form (2.675 -> 2.68, not 2.67)."""
     if value is None:
         return None
-    quantum = Decimal(1).scaleb(-places)
-    rounded = float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
+    rounded = float(Decimal(repr(value)).quantize(_QUANTA[places], rounding=ROUND_HALF_UP))
     return rounded + 0.0  # turns -0.0 into 0.0
 
 
@@ -142,6 +142,16 @@ def pair_figures(stats: PairStats, metric: Metric) -> PairFigures:
         improvement_pct=publish(improvement_pct, 1),
         responder_rate=publish(ratio(stats.responders, stats.pairs), 3),
     )
+
+
+def series_means(stats: PairStats) -> tuple[float | None, float | None, float | None]:
+    """A series point's published (mean_before, mean_after, mean_change): the same figures
+    as pair_figures, without the ones a point does not publish."""
+    mean_before = ratio(stats.sum_before, stats.pairs)
+    mean_after = ratio(stats.sum_after, stats.pairs)
+    if mean_before is None or mean_after is None:
+        return publish(mean_before, 2), publish(mean_after, 2), None
+    return publish(mean_before, 2), publish(mean_after, 2), publish(mean_after - mean_before, 2)
 
 
 def least_squares_slope(stats: SlopeStats) -> float | None:
