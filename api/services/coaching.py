@@ -4,6 +4,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ScalarSelect, and_, func, select, update
 from sqlmodel import Session, col
@@ -125,32 +126,33 @@ def list_grants(db: Session, client_id: uuid.UUID, limit: int, cursor: str | Non
     return GrantList(items=items, next_cursor=pagination.next_cursor(positions, limit))
 
 
-def revoke_grant(db: Session, client_id: uuid.UUID, grant_id: uuid.UUID) -> None:
-    """The client ends one grant; 404 unless it is theirs and live."""
+def _revoke_live_grants(db: Session, *conditions: Any, missing: str) -> None:
+    """End every live grant matching the conditions; 404 (`missing`) when there is none."""
     with write_transaction(db):
         revoked = db.execute(
-            update(Grant)
-            .where(col(Grant.id) == grant_id, col(Grant.client_id) == client_id, _live_grant)
-            .values(revoked_at=utc_now())
+            update(Grant).where(*conditions, _live_grant).values(revoked_at=utc_now())
         )
         if revoked.rowcount == 0:  # type: ignore[attr-defined]
             db.rollback()
-            raise NotFound("No such grant.")
+            raise NotFound(missing)
         db.commit()
+
+
+def revoke_grant(db: Session, client_id: uuid.UUID, grant_id: uuid.UUID) -> None:
+    """The client ends one grant; 404 unless it is theirs and live."""
+    _revoke_live_grants(
+        db, col(Grant.id) == grant_id, col(Grant.client_id) == client_id, missing="No such grant."
+    )
 
 
 def drop_client(db: Session, coach_id: uuid.UUID, client_id: uuid.UUID) -> None:
     """The coach ends every live grant from this client; 404 when there is none."""
-    with write_transaction(db):
-        revoked = db.execute(
-            update(Grant)
-            .where(col(Grant.coach_id) == coach_id, col(Grant.client_id) == client_id, _live_grant)
-            .values(revoked_at=utc_now())
-        )
-        if revoked.rowcount == 0:  # type: ignore[attr-defined]
-            db.rollback()
-            raise NotFound("No such client.")
-        db.commit()
+    _revoke_live_grants(
+        db,
+        col(Grant.coach_id) == coach_id,
+        col(Grant.client_id) == client_id,
+        missing="No such client.",
+    )
 
 
 # --- the coach's read-only view of a client ----------------------------------------------
