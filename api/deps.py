@@ -1,11 +1,12 @@
 """Dependencies shared by the routes: the database session and the authenticated caller."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings
 from api.errors import Forbidden, Unauthorized
@@ -76,6 +77,30 @@ def scoped(scope: str) -> Callable[..., Caller]:
     return dependency
 
 
+def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency for writes to the caller's sessions: the caller as their credential names
+    them, refused with 403 when it lacks `scope`, without a worker thread of its own.
+
+    An access token is checked here without the database (signature, claims, expiry); the
+    write itself confirms the account, in its own transaction (sync.next_feed_seq), so the
+    request needs one thread-pool hop in all. An API key is looked up (a hop of its own).
+    """
+
+    async def dependency(
+        db: SessionDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep
+    ) -> Caller:
+        if api_key:
+            caller = await run_in_threadpool(accounts.caller_from_api_key, db, api_key)
+        elif bearer:
+            caller = accounts.claimed_caller(bearer.credentials, request.app.state.settings)
+        else:
+            raise Unauthorized()
+        require_scope(caller, scope)
+        return caller
+
+    return dependency
+
+
 async def _account_owner(caller: CallerDep) -> Caller:
     """Account management needs the person's own token: an API key cannot mint keys."""
     if caller.api_key_id is not None:
@@ -85,7 +110,7 @@ async def _account_owner(caller: CallerDep) -> Caller:
 
 AccountOwner = Annotated[Caller, Depends(_account_owner)]
 SessionsReader = Annotated[Caller, Depends(scoped("sessions:read"))]
-SessionsWriter = Annotated[Caller, Depends(scoped("sessions:write"))]
+SessionsWriter = Annotated[Caller, Depends(claimed("sessions:write"))]
 SummariesReader = Annotated[Caller, Depends(scoped("summaries:read"))]
 ClientsReader = Annotated[Caller, Depends(scoped("clients:read"))]
 

@@ -45,6 +45,10 @@ class BadRequest(DomainError):
     title = "Bad request"
 
 
+# Also the answer to the token of an account deleted since it was issued.
+INVALID_TOKEN = "Invalid or expired access token."
+
+
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"

@@ -1,8 +1,14 @@
 """Accounts: register, token, /v1/me, API keys."""
 
-import pytest
+import uuid
 
+import pytest
+from sqlmodel import Session, delete, func, select
+
+from models.release_session import ReleaseSession
+from models.user import User
 from tests.conftest import Person
+from tests.factories import session_body
 
 REGISTER = "/v1/auth/register"
 
@@ -196,3 +202,26 @@ def test_api_key_list_is_cursor_paginated(client, alice: Person):
     assert seen == created  # oldest first, each once
     bad = client.get("/v1/api-keys", params={"cursor": "nonsense"}, headers=alice.headers)
     assert bad.status_code == 400
+
+
+def test_token_of_a_removed_account_is_401_everywhere(client, app, alice: Person):
+    """Writes check the account inside their own transaction (no separate look-up first):
+    the token of an account removed since it was issued still gets 401, and stores nothing."""
+    with Session(app.state.engine) as db:
+        db.execute(delete(User).where(User.id == uuid.UUID(alice.id)))  # type: ignore[arg-type]
+        db.commit()
+    headers = alice.headers
+    batch = {"sessions": [session_body()]}
+    without_id = {name: value for name, value in session_body().items() if name != "id"}
+    assert client.get("/v1/me", headers=headers).status_code == 401
+    assert client.get("/v1/sessions", headers=headers).status_code == 401
+    for answer in (
+        client.post("/v1/sessions", json=session_body(), headers=headers),
+        client.post("/v1/sessions", json=without_id, headers=headers),
+        client.post("/v1/sessions/batch", json=batch, headers=headers),
+    ):
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["www-authenticate"] == "Bearer"
+    with Session(app.state.engine) as db:
+        assert db.exec(select(func.count()).select_from(ReleaseSession)).one() == 0

@@ -47,8 +47,8 @@ def token(
 
 
 @router.get("/me", response_model=UserPublic, responses=AUTH_ERRORS, summary="The caller's account")
-def read_me(caller: CallerDep) -> UserPublic:
-    return accounts.public_user(caller.user)
+def read_me(caller: CallerDep, db: SessionDep) -> UserPublic:
+    return accounts.read_me(db, caller.user_id)
 
 
 @router.patch(
@@ -58,7 +58,7 @@ def read_me(caller: CallerDep) -> UserPublic:
     summary="Change display name or time zone",
 )
 def update_me(data: UserUpdate, caller: AccountOwner, db: SessionDep) -> UserPublic:
-    return accounts.update_me(db, caller.user, data)
+    return accounts.update_me(db, caller.user_id, data)
 
 
 @router.post(

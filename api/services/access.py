@@ -8,20 +8,19 @@ from sqlmodel import Session, select
 from api.errors import Forbidden, NotFound
 from models.api_key import ALL_SCOPES
 from models.coaching import Grant
-from models.user import User
 
 
 @dataclass(frozen=True)
 class Caller:
     """The authenticated person and what this credential may do."""
 
-    user: User
+    user_id: uuid.UUID
     scopes: frozenset[str] = ALL_SCOPES
     api_key_id: uuid.UUID | None = None
-
-    @property
-    def user_id(self) -> uuid.UUID:
-        return self.user.id
+    # False for an access token checked without the database (accounts.claimed_caller): the
+    # account may have been deleted since the token was issued. Every write to a person's
+    # sessions locks their account row first (sync.next_feed_seq) and answers 401 if it is gone.
+    confirmed: bool = True
 
 
 def require_scope(caller: Caller, scope: str) -> None:

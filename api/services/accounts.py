@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from api.config import Settings, signing_key
 from api.db import write_transaction
-from api.errors import Conflict, NotFound, Unauthorized
+from api.errors import INVALID_TOKEN, Conflict, NotFound, Unauthorized
 from api.security import (
     create_access_token,
     decode_access_token,
@@ -25,9 +25,9 @@ from models.api_key import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiK
 from models.base import utc_now
 from models.user import Token, User, UserCreate, UserPublic, UserUpdate
 
-# Every authenticated request runs this: a prebuilt Core statement, no ORM identity map.
+# Every authenticated request runs this: a prebuilt Core statement, no ORM object.
 _USER_TABLE = User.__table__  # type: ignore[attr-defined]
-_USER_BY_ID = sa_select(*_USER_TABLE.c).where(_USER_TABLE.c.id == bindparam("id"))
+_ACCOUNT_EXISTS = sa_select(_USER_TABLE.c.id).where(_USER_TABLE.c.id == bindparam("id"))
 
 
 def public_user(user: User) -> UserPublic:
@@ -68,29 +68,49 @@ def issue_token(user: User, settings: Settings) -> Token:
     return Token(access_token=token, token_type="bearer", expires_in=int(lifetime.total_seconds()))
 
 
-def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
+def claimed_caller(token: str, settings: Settings) -> Caller:
+    """The caller an access token names, checked without the database: signature, claims,
+    expiry. Whether the account still exists is for the caller of this to check (a token
+    outlives a deleted account): caller_from_token, or a write that locks the account row."""
     user_id = decode_access_token(token, signing_key(settings))
-    row = db.connection().execute(_USER_BY_ID, {"id": user_id}).first() if user_id else None
-    if row is None:  # also a token of a deleted account
-        raise Unauthorized("Invalid or expired access token.")
-    return Caller(user=User(**row._mapping))
+    if user_id is None:
+        raise Unauthorized(INVALID_TOKEN)
+    return Caller(user_id=user_id, confirmed=False)
+
+
+def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
+    caller = claimed_caller(token, settings)
+    if db.connection().execute(_ACCOUNT_EXISTS, {"id": caller.user_id}).first() is None:
+        raise Unauthorized(INVALID_TOKEN)  # the token of a deleted account
+    return Caller(user_id=caller.user_id)
 
 
 def caller_from_api_key(db: Session, key: str) -> Caller:
     row = db.exec(
-        select(ApiKey, User)
+        select(ApiKey.id, ApiKey.user_id, ApiKey.scopes)
         .join(User, User.id == ApiKey.user_id)  # type: ignore[arg-type]
         .where(ApiKey.key_hash == hash_secret(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
     ).first()
     if row is None:
         raise Unauthorized("Invalid or revoked API key.")
-    api_key, user = row
-    return Caller(user=user, scopes=frozenset(api_key.scopes.split()), api_key_id=api_key.id)
+    key_id, user_id, scopes = row
+    return Caller(user_id=user_id, scopes=frozenset(scopes.split()), api_key_id=key_id)
 
 
-def update_me(db: Session, user: User, data: UserUpdate) -> UserPublic:
+def _account(db: Session, user_id: uuid.UUID) -> User:
+    user = db.get(User, user_id)
+    if user is None:  # deleted since the credential was checked
+        raise Unauthorized(INVALID_TOKEN)
+    return user
+
+
+def read_me(db: Session, user_id: uuid.UUID) -> UserPublic:
+    return public_user(_account(db, user_id))
+
+
+def update_me(db: Session, user_id: uuid.UUID, data: UserUpdate) -> UserPublic:
     with write_transaction(db):
-        user = db.merge(user)
+        user = _account(db, user_id)
         for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
             setattr(user, name, value)
         db.add(user)

@@ -5,12 +5,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam, delete, exists, insert, select
+from sqlalchemy import Insert, bindparam, delete, exists, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -253,6 +255,16 @@ _STORED_ID = select(
 ).where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
 
 
+@lru_cache(maxsize=4)
+def _insert_new_session(dialect_name: str) -> Insert:
+    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: a taken id inserts (and returns)
+    nothing instead of failing the transaction, so a first create needs no look-up before it.
+    (RETURNING, not rowcount: psycopg reports -1 for it through SQLAlchemy.)"""
+    dialect_insert = postgresql_insert if dialect_name == "postgresql" else sqlite_insert
+    statement = dialect_insert(_SESSION_TABLE).on_conflict_do_nothing(index_elements=["id"])
+    return statement.returning(_SESSION_TABLE.c.id)
+
+
 def _stored_ids(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
     rows = db.connection().execute(_STORED_ID, {"ids": session_ids})
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
@@ -276,23 +288,19 @@ def create_session(
     created = _created_public(values, data)
     with write_transaction(db):
         values["change_seq"] = next_feed_seq(db, owner_id)  # serialises this person's writes
-        stored = _stored_ids(db, [session_id]).get(session_id) if data.id else None
-        if stored is not None:
-            db.rollback()
-            if not _is_replay(stored, owner_id, digest):
-                raise Conflict("A different session already exists under this id.")
-            return get_session(db, owner_id, session_id), False
-        try:
-            connection = db.connection()
-            connection.execute(_INSERT_SESSION, [values])
+        connection = db.connection()
+        inserted = connection.execute(_insert_new_session(connection.dialect.name), values)
+        if inserted.first() is not None:
             connection.execute(_INSERT_RATING, ratings)
             publish_session_events(db, owner_id, [("session.created", session_id, created)])
             db.commit()
-        except IntegrityError:
-            # Another person's concurrent create took this id.
-            db.rollback()
-            raise Conflict("A session with this id already exists.") from None
-        return created, True
+            return created, True
+        # The id is taken: a replay of this very create, or someone else's session.
+        stored = _stored_ids(db, [session_id]).get(session_id)
+        db.rollback()
+        if stored is None or not _is_replay(stored, owner_id, digest):
+            raise Conflict("A different session already exists under this id.")
+        return get_session(db, owner_id, session_id), False
 
 
 def _ratings_from(
@@ -409,14 +417,14 @@ def create_batch(
     db: Session, owner_id: uuid.UUID, items: list[dict[str, Any]]
 ) -> list[BatchItemResult]:
     """Each item handled as a single create would be, in one transaction; results in order."""
+    parsed: list[SessionCreate | list[FieldError]] = []
+    for item in items:
+        try:
+            parsed.append(SessionCreate.model_validate(item))
+        except ValidationError as error:
+            parsed.append([FieldError(**e) for e in field_errors(error.errors())])
+    valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
     with write_transaction(db):
-        parsed: list[SessionCreate | list[FieldError]] = []
-        for item in items:
-            try:
-                parsed.append(SessionCreate.model_validate(item))
-            except ValidationError as error:
-                parsed.append([FieldError(**e) for e in field_errors(error.errors())])
-        valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
         first_seq = next_feed_seq(db, owner_id, max(len(valid), 1))
         known_ids = [entry.id for entry in valid if entry.id is not None]
         existing = _stored_ids(db, known_ids) if known_ids else {}

@@ -24,7 +24,7 @@ from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlmodel import Session
 
 from api.db import write_transaction
-from api.errors import BadRequest, Gone
+from api.errors import INVALID_TOKEN, BadRequest, Gone, Unauthorized
 from api.services.session_pages import PAGE_COLUMNS, read_page
 from models.release_session import ChangeFeed, ReleaseSession
 from models.user import User
@@ -44,9 +44,16 @@ _RESERVE_POSITIONS = (
 
 
 def next_feed_seq(db: Session, user_id: uuid.UUID, count: int = 1) -> int:
-    """Reserve `count` feed positions for the user; returns the first. Locks the user row."""
+    """Reserve `count` feed positions for the user; returns the first. Locks the user row.
+
+    Every write to a person's sessions starts here, so this is also where a write learns that
+    the account is gone (deleted since its access token was checked): 401.
+    """
     result = db.connection().execute(_RESERVE_POSITIONS, {"user_id": user_id, "count": count})
-    return int(result.scalar_one()) - count + 1
+    last = result.scalar_one_or_none()
+    if last is None:
+        raise Unauthorized(INVALID_TOKEN)
+    return int(last) - count + 1
 
 
 def encode_token(seq: int) -> str:
