@@ -17,10 +17,6 @@ class Caller:
     user_id: uuid.UUID
     scopes: frozenset[str] = ALL_SCOPES
     api_key_id: uuid.UUID | None = None
-    # False for an access token checked without the database (accounts.claimed_caller): the
-    # account may have been deleted since the token was issued. Every write to a person's
-    # sessions locks their account row first (sync.next_feed_seq) and answers 401 if it is gone.
-    confirmed: bool = True
 
 
 def require_scope(caller: Caller, scope: str) -> None:

@@ -75,14 +75,14 @@ def claimed_caller(token: str, settings: Settings) -> Caller:
     user_id = decode_access_token(token, signing_key(settings))
     if user_id is None:
         raise Unauthorized(INVALID_TOKEN)
-    return Caller(user_id=user_id, confirmed=False)
+    return Caller(user_id=user_id)
 
 
 def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
     caller = claimed_caller(token, settings)
     if db.connection().execute(_ACCOUNT_EXISTS, {"id": caller.user_id}).first() is None:
         raise Unauthorized(INVALID_TOKEN)  # the token of a deleted account
-    return Caller(user_id=caller.user_id)
+    return caller
 
 
 def caller_from_api_key(db: Session, key: str) -> Caller:
