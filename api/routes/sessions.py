@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Cursor, Limit, SessionDep, SessionsReader, SessionsWriter
 from api.errors import problem_responses
+from api.responses import model_json
 from api.services import sessions as service
 from api.services import sync
 from models.catalog import MetricSlug, RegionSlug
@@ -34,19 +34,6 @@ IfMatch = Annotated[
         description="An ETag from a previous read; a stale one answers 412 and changes nothing."
     ),
 ]
-
-
-def _json(
-    body: BaseModel,
-    status_code: int = status.HTTP_200_OK,
-    headers: dict[str, str] | None = None,
-    *,
-    exclude_none: bool = False,
-) -> Response:
-    """The body serialised once, on the event loop: the write routes are async and do their
-    database work in one thread-pool hop (a hop costs more than a small insert here)."""
-    content = body.model_dump_json(by_alias=True, exclude_none=exclude_none)
-    return Response(content, status_code, headers, media_type="application/json")
 
 
 @dataclass(frozen=True)
@@ -103,7 +90,7 @@ SessionListQuery = Annotated[SessionListParams, Depends(_session_list_params)]
 async def create_session(data: SessionCreate, caller: SessionsWriter, db: SessionDep) -> Response:
     created, is_new = await run_in_threadpool(service.create_session, db, caller.user_id, data)
     headers = {"Location": f"/v1/sessions/{created.id}", "ETag": service.etag(created.version)}
-    return _json(created, status.HTTP_201_CREATED if is_new else status.HTTP_200_OK, headers)
+    return model_json(created, status.HTTP_201_CREATED if is_new else status.HTTP_200_OK, headers)
 
 
 @router.post(
@@ -115,7 +102,7 @@ async def create_session(data: SessionCreate, caller: SessionsWriter, db: Sessio
 )
 async def create_batch(data: BatchRequest, caller: SessionsWriter, db: SessionDep) -> Response:
     results = await run_in_threadpool(service.create_batch, db, caller.user_id, data.sessions)
-    return _json(BatchResponse(results=results), exclude_none=True)
+    return model_json(BatchResponse(results=results), exclude_none=True)
 
 
 @router.get(

@@ -8,6 +8,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import CallerDep, SessionDep, SessionsReader, SummariesReader
 from api.errors import problem_responses
+from api.responses import model_json
 from api.services import exports
 from api.services import summaries as service
 from api.services.access import readable_person
@@ -60,12 +61,6 @@ def summary_query(
 SummaryQueryDep = Annotated[service.SummaryQuery, Depends(summary_query)]
 
 
-def _json(summary: Summary) -> Response:
-    """The summary as JSON, serialised once: returned as a model, FastAPI would validate it
-    again (in a second thread-pool hop) before writing the same bytes."""
-    return Response(summary.model_dump_json(by_alias=True), media_type="application/json")
-
-
 def _csv_response(db: SessionDep, person_id: uuid.UUID) -> StreamingResponse:
     return StreamingResponse(
         exports.stream_csv(db, person_id),
@@ -82,7 +77,7 @@ def _csv_response(db: SessionDep, person_id: uuid.UUID) -> StreamingResponse:
     description=SUMMARY_DESCRIPTION,
 )
 def own_summary(caller: SummariesReader, db: SessionDep, query: SummaryQueryDep) -> Response:
-    return _json(service.summarize(db, caller.user_id, query))
+    return model_json(service.summarize(db, caller.user_id, query))
 
 
 @router.get(
@@ -96,7 +91,7 @@ def client_summary(
     client_id: uuid.UUID, caller: CallerDep, db: SessionDep, query: SummaryQueryDep
 ) -> Response:
     person_id = readable_person(db, caller, client_id, "summaries:read")
-    return _json(service.summarize(db, person_id, query))
+    return model_json(service.summarize(db, person_id, query))
 
 
 @router.get(
