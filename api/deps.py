@@ -83,18 +83,17 @@ def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
 
     An access token is checked here without the database (signature, claims, expiry); the
     write itself confirms the account, in its own transaction (sync.next_feed_seq), so the
-    request needs one thread-pool hop in all. An API key is looked up (a hop of its own).
+    request needs one thread-pool hop in all. Any other credential goes through
+    _authenticate (an API key is looked up: a hop of its own).
     """
 
     async def dependency(
         db: SessionDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep
     ) -> Caller:
-        if api_key:
-            caller = await run_in_threadpool(accounts.caller_from_api_key, db, api_key)
-        elif bearer:
+        if bearer and not api_key:
             caller = accounts.claimed_caller(bearer.credentials, request.app.state.settings)
-        else:
-            raise Unauthorized()
+        else:  # the one place that decides which credential counts, and refuses none
+            caller = await run_in_threadpool(_authenticate, db, request, bearer, api_key)
         require_scope(caller, scope)
         return caller
 
