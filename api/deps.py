@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -28,11 +29,22 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def get_db(request: Request) -> AsyncIterator[Session]:
-    # Async so that the wait for the gate (api/db.py) and the close hold no worker thread.
+async def database_turn(request: Request) -> AsyncIterator[Engine]:
+    """The request's turn at the database (the gate, api/db.py), held until its response:
+    the engine, for services that open their own connections (the session writes, on the
+    driver). One turn per request, however many dependencies ask for it (FastAPI caches it
+    per request): a request holding one turn and waiting for a second could deadlock.
+    Async so that the wait holds no worker thread."""
     async with request.app.state.db_gate.semaphore():
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
-            yield session
+        yield request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(database_turn)]
+
+
+async def get_db(engine: EngineDep) -> AsyncIterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -51,6 +63,16 @@ def _authenticate(
     if bearer:
         return accounts.caller_from_token(db, bearer.credentials, request.app.state.settings)
     raise Unauthorized()
+
+
+def _authenticate_with(
+    engine: Engine,
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+) -> Caller:
+    with Session(engine) as db:
+        return _authenticate(db, request, bearer, api_key)
 
 
 def get_caller(db: SessionDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Caller:
@@ -88,12 +110,12 @@ def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
     """
 
     async def dependency(
-        db: SessionDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep
+        engine: EngineDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep
     ) -> Caller:
         if bearer and not api_key:
             caller = accounts.claimed_caller(bearer.credentials, request.app.state.settings)
         else:  # the one place that decides which credential counts, and refuses none
-            caller = await run_in_threadpool(_authenticate, db, request, bearer, api_key)
+            caller = await run_in_threadpool(_authenticate_with, engine, request, bearer, api_key)
         require_scope(caller, scope)
         return caller
 

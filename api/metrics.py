@@ -19,8 +19,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter(
@@ -50,24 +48,6 @@ for _outcome in ("delivered", "retry", "failed", "cancelled"):
 UNMATCHED_ROUTE = "unmatched"
 # "{session_id:uuid}" is published as "{session_id}": the template, without its converter.
 _CONVERTER = re.compile(r":[a-z]+}")
-_PENDING_KEY = "releaselog.metrics.sessions_created"
-
-
-def count_sessions_created_on_commit(db: Session, count: int) -> None:
-    """Count `count` created sessions once (and only if) the current transaction commits."""
-    db.info[_PENDING_KEY] = db.info.get(_PENDING_KEY, 0) + count
-
-
-@event.listens_for(Session, "after_commit")
-def _publish_pending(db: Session) -> None:
-    count = db.info.pop(_PENDING_KEY, 0)
-    if count:
-        SESSIONS_CREATED.inc(count)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(db: Session) -> None:
-    db.info.pop(_PENDING_KEY, None)
 
 
 def render() -> tuple[bytes, str]:

@@ -152,7 +152,7 @@ def test_concurrent_writers_never_hide_a_change_from_a_poller(app, alice: Person
                         service.update_session(db, owner, target, patch, None)
                     else:
                         created, _ = service.create_session(
-                            db, owner, SessionCreate.model_validate(session_body())
+                            engine, owner, SessionCreate.model_validate(session_body())
                         )
                         mine.append(created.id)
         except BaseException as error:  # pragma: no cover - reported below

@@ -5,18 +5,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Insert, bindparam, delete, exists, insert, select
+from sqlalchemy import Engine, bindparam, delete, exists, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.db import write_transaction
+from api.db import DriverConnection, driver_transaction, write_transaction
 from api.errors import (
     Conflict,
     NotFound,
@@ -24,12 +24,12 @@ from api.errors import (
     Unprocessable,
     field_errors,
 )
+from api.metrics import SESSIONS_CREATED
 from api.services import pagination
-from api.services.events import publish_session_events
 from api.services.pagination import encode_cursor
 from api.services.session_pages import PAGE_COLUMNS, ratings_by_session, read_page
 from api.services.sync import next_feed_seq
-from api.services.webhooks import SessionEvent
+from api.services.webhooks import SessionEvent, enqueue_session_events
 from models.base import utc_now
 from models.release_session import (
     BatchItemResult,
@@ -253,20 +253,22 @@ _STORED_ID = select(
     _SESSION_TABLE.c.create_hash,
     _SESSION_TABLE.c.deleted_at,
 ).where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+# INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: a taken id inserts (and returns)
+# nothing instead of failing the transaction, so a first create needs no look-up before it.
+_INSERT_NEW_SESSION = {
+    "postgresql": postgresql_insert(_SESSION_TABLE)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(_SESSION_TABLE.c.id),
+    "sqlite": sqlite_insert(_SESSION_TABLE)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(_SESSION_TABLE.c.id),
+}
 
 
-@lru_cache(maxsize=4)
-def _insert_new_session(dialect_name: str) -> Insert:
-    """INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: a taken id inserts (and returns)
-    nothing instead of failing the transaction, so a first create needs no look-up before it.
-    (RETURNING, not rowcount: psycopg reports -1 for it through SQLAlchemy.)"""
-    dialect_insert = postgresql_insert if dialect_name == "postgresql" else sqlite_insert
-    statement = dialect_insert(_SESSION_TABLE).on_conflict_do_nothing(index_elements=["id"])
-    return statement.returning(_SESSION_TABLE.c.id)
-
-
-def _stored_ids(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
-    rows = db.connection().execute(_STORED_ID, {"ids": session_ids})
+def _stored_ids(
+    connection: DriverConnection, session_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, StoredId]:
+    rows = connection.execute(_STORED_ID, {"ids": session_ids})
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
 
 
@@ -277,29 +279,32 @@ def _is_replay(stored: StoredId, owner_id: uuid.UUID, digest: str) -> bool:
 
 
 def create_session(
-    db: Session, owner_id: uuid.UUID, data: SessionCreate
+    engine: Engine, owner_id: uuid.UUID, data: SessionCreate
 ) -> tuple[SessionPublic, bool]:
-    """Create a session; returns (session, created). A replay of the same body is not created."""
-    # Everything that needs no database happens before the write lock is taken.
+    """Create a session; returns (session, created). A replay of the same body is not created.
+
+    The hottest write there is: it runs on the driver (api/db.py, DriverConnection), in one
+    transaction of four statements, with everything that needs no database done before the
+    write lock is taken.
+    """
     digest = _fingerprint(data)
     session_id = data.id or uuid.uuid4()
     values = _session_values(owner_id, session_id, data, 0, digest)
     ratings = _rating_rows(session_id, owner_id, data)
     created = _created_public(values, data)
-    with write_transaction(db):
-        values["change_seq"] = next_feed_seq(db, owner_id)  # serialises this person's writes
-        connection = db.connection()
-        inserted = connection.execute(_insert_new_session(connection.dialect.name), values)
-        if inserted.first() is not None:
+    with driver_transaction(engine) as connection:
+        values["change_seq"] = next_feed_seq(connection, owner_id)  # serialises their writes
+        if connection.execute(_INSERT_NEW_SESSION[engine.dialect.name], values):
             connection.execute(_INSERT_RATING, ratings)
-            publish_session_events(db, owner_id, [("session.created", session_id, created)])
-            db.commit()
+            enqueue_session_events(connection, owner_id, [("session.created", session_id, created)])
+            connection.commit()
+            SESSIONS_CREATED.inc()
             return created, True
         # The id is taken: a replay of this very create, or someone else's session.
-        stored = _stored_ids(db, [session_id]).get(session_id)
-        db.rollback()
-        if stored is None or not _is_replay(stored, owner_id, digest):
-            raise Conflict("A different session already exists under this id.")
+        stored = _stored_ids(connection, [session_id]).get(session_id)
+    if stored is None or not _is_replay(stored, owner_id, digest):
+        raise Conflict("A different session already exists under this id.")
+    with Session(engine, expire_on_commit=False) as db:
         return get_session(db, owner_id, session_id), False
 
 
@@ -346,7 +351,7 @@ def update_session(
     if_match: str | None,
 ) -> SessionPublic:
     with write_transaction(db):
-        seq = next_feed_seq(db, owner_id)
+        seq = next_feed_seq(db.connection(), owner_id)
         row = _live_session(db, owner_id, session_id)
         if if_match is not None and not _etag_matches(if_match, row.version):
             raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
@@ -369,7 +374,7 @@ def update_session(
         db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
         db.connection().execute(_INSERT_RATING, _rating_rows(row.id, owner_id, merged))
         updated = _public(row, _ratings_from(row.id, owner_id, merged))
-        publish_session_events(db, owner_id, [("session.updated", row.id, updated)])
+        enqueue_session_events(db.connection(), owner_id, [("session.updated", row.id, updated)])
         db.commit()
         return updated
 
@@ -379,7 +384,7 @@ def delete_session(
 ) -> None:
     """Delete the session's content, keeping a tombstone for the sync feed."""
     with write_transaction(db):
-        seq = next_feed_seq(db, owner_id)
+        seq = next_feed_seq(db.connection(), owner_id)
         row = _live_session(db, owner_id, session_id)
         if if_match is not None and not _etag_matches(if_match, row.version):
             raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
@@ -399,7 +404,7 @@ def delete_session(
             setattr(row, name, None)
         db.add(row)
         db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-        publish_session_events(db, owner_id, [("session.deleted", row.id, None)])
+        enqueue_session_events(db.connection(), owner_id, [("session.deleted", row.id, None)])
         db.commit()
 
 
@@ -414,7 +419,7 @@ def _item_id(item: dict[str, Any]) -> uuid.UUID | None:
 
 
 def create_batch(
-    db: Session, owner_id: uuid.UUID, items: list[dict[str, Any]]
+    engine: Engine, owner_id: uuid.UUID, items: list[dict[str, Any]]
 ) -> list[BatchItemResult]:
     """Each item handled as a single create would be, in one transaction; results in order."""
     parsed: list[SessionCreate | list[FieldError]] = []
@@ -424,10 +429,10 @@ def create_batch(
         except ValidationError as error:
             parsed.append([FieldError(**e) for e in field_errors(error.errors())])
     valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
-    with write_transaction(db):
-        first_seq = next_feed_seq(db, owner_id, max(len(valid), 1))
+    with driver_transaction(engine) as connection:
+        first_seq = next_feed_seq(connection, owner_id, max(len(valid), 1))
         known_ids = [entry.id for entry in valid if entry.id is not None]
-        existing = _stored_ids(db, known_ids) if known_ids else {}
+        existing = _stored_ids(connection, known_ids) if known_ids else {}
 
         results: list[BatchItemResult] = []
         session_rows: list[dict[str, Any]] = []
@@ -455,14 +460,13 @@ def create_batch(
             seq += 1
         if session_rows:
             try:
-                connection = db.connection()
                 connection.execute(_INSERT_SESSION, session_rows)
                 connection.execute(_INSERT_RATING, rating_rows)
-                publish_session_events(db, owner_id, created)
+                enqueue_session_events(connection, owner_id, created)
             except IntegrityError:
-                db.rollback()
                 raise Conflict(
                     "Another request created one of these ids at the same time; retry the batch."
                 ) from None
-        db.commit()
-        return results
+        connection.commit()
+    SESSIONS_CREATED.inc(len(session_rows))
+    return results

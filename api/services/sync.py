@@ -20,10 +20,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, func, select, update
 from sqlmodel import Session
 
-from api.db import write_transaction
+from api.db import DriverConnection, write_transaction
 from api.errors import INVALID_TOKEN, BadRequest, Gone, Unauthorized
 from api.services.session_pages import PAGE_COLUMNS, read_page
 from models.release_session import ChangeFeed, ReleaseSession
@@ -43,17 +43,19 @@ _RESERVE_POSITIONS = (
 )
 
 
-def next_feed_seq(db: Session, user_id: uuid.UUID, count: int = 1) -> int:
+def next_feed_seq(
+    connection: Connection | DriverConnection, user_id: uuid.UUID, count: int = 1
+) -> int:
     """Reserve `count` feed positions for the user; returns the first. Locks the user row.
 
     Every write to a person's sessions starts here, so this is also where a write learns that
     the account is gone (deleted since its access token was checked): 401.
     """
-    result = db.connection().execute(_RESERVE_POSITIONS, {"user_id": user_id, "count": count})
-    last = result.scalar_one_or_none()
+    rows = connection.execute(_RESERVE_POSITIONS, {"user_id": user_id, "count": count})
+    last = next(iter(rows), None)
     if last is None:
         raise Unauthorized(INVALID_TOKEN)
-    return int(last) - count + 1
+    return int(last[0]) - count + 1
 
 
 def encode_token(seq: int) -> str:

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlmodel import Session
 
-from api.db import write_transaction
+from api.db import DriverConnection, write_transaction
 from api.errors import Conflict, NotFound, Unprocessable
 from api.services import pagination
 from api.services.pagination import encode_cursor
@@ -276,8 +276,11 @@ _SUBSCRIBED_HOOKS = select(Webhook.id, Webhook.events).where(
 )
 
 
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]
+
+
 def enqueue_session_events(
-    db: Session, owner_id: uuid.UUID, events: Sequence[SessionEvent]
+    connection: Connection | DriverConnection, owner_id: uuid.UUID, events: Sequence[SessionEvent]
 ) -> None:
     """Queue one delivery per event for every subscribed webhook of the owner's live coaches.
 
@@ -286,7 +289,7 @@ def enqueue_session_events(
     """
     if not events:
         return
-    hooks = list(db.connection().execute(_SUBSCRIBED_HOOKS, {"client_id": owner_id}))
+    hooks = list(connection.execute(_SUBSCRIBED_HOOKS, {"client_id": owner_id}))
     if not hooks:
         return
     now = utc_now()
@@ -316,4 +319,4 @@ def enqueue_session_events(
                 }
             )
     if rows:
-        db.execute(insert(WebhookDelivery), rows)
+        connection.execute(_INSERT_DELIVERY, rows)
