@@ -1,21 +1,23 @@
 """Dependencies shared by the routes: the database session and the authenticated caller."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings
+from api.db import run_write
 from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
 
 # Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
 # credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
+T = TypeVar("T")
+
 bearer_scheme = HTTPBearer(
     bearerFormat="JWT",
     description="An access token from `POST /v1/auth/token`.",
@@ -29,26 +31,21 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def database_turn(request: Request) -> AsyncIterator[Engine]:
-    """The request's turn at the database (the gate, api/db.py), held until its response:
-    the engine, for services that open their own connections (the session writes, on the
-    driver). One turn per request, however many dependencies ask for it (FastAPI caches it
-    per request): a request holding one turn and waiting for a second could deadlock.
-    Async so that the wait holds no worker thread."""
-    async with request.app.state.db_gate.semaphore():
-        yield request.app.state.engine
-
-
-EngineDep = Annotated[Engine, Depends(database_turn)]
-
-
-async def get_db(engine: EngineDep) -> AsyncIterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    # Async so that the wait for the gate (api/db.py) and the close hold no worker thread.
+    async with request.app.state.db_gate.turn(request.scope):
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
+
+
+async def run_session_write(request: Request, write: Callable[..., T], *args: Any) -> T:
+    """`write(engine, *args)` through db.run_write, with the request's engine and turn."""
+    state = request.app.state
+    return await run_write(state.engine, state.db_gate, request.scope, write, *args)
 
 
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -65,13 +62,10 @@ def _authenticate(
     raise Unauthorized()
 
 
-def _authenticate_with(
-    engine: Engine,
-    request: Request,
-    bearer: HTTPAuthorizationCredentials | None,
-    api_key: str | None,
+def _authenticate_alone(
+    request: Request, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
 ) -> Caller:
-    with Session(engine) as db:
+    with Session(request.app.state.engine) as db:
         return _authenticate(db, request, bearer, api_key)
 
 
@@ -104,18 +98,17 @@ def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
     them, refused with 403 when it lacks `scope`, without a worker thread of its own.
 
     An access token is checked here without the database (signature, claims, expiry); the
-    write itself confirms the account, in its own transaction (sync.next_feed_seq), so the
-    request needs one thread-pool hop in all. Any other credential goes through
-    _authenticate (an API key is looked up: a hop of its own).
+    write itself confirms the account, in its own transaction (sync.next_feed_seq). Any other
+    credential goes through _authenticate, in a worker thread, in the request's database turn
+    (an API key is looked up).
     """
 
-    async def dependency(
-        engine: EngineDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep
-    ) -> Caller:
+    async def dependency(request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Caller:
         if bearer and not api_key:
             caller = accounts.claimed_caller(bearer.credentials, request.app.state.settings)
         else:  # the one place that decides which credential counts, and refuses none
-            caller = await run_in_threadpool(_authenticate_with, engine, request, bearer, api_key)
+            async with request.app.state.db_gate.turn(request.scope):
+                caller = await run_in_threadpool(_authenticate_alone, request, bearer, api_key)
         require_scope(caller, scope)
         return caller
 

@@ -4,6 +4,7 @@ local tokens = {}
 for token in string.gmatch(os.getenv("BENCH_TOKEN"), "[^,]+") do
   table.insert(tokens, token)
 end
+math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6))
 local counter = 0
 local thread_tag = tostring(math.random(0, 0xffff))
 

@@ -4,10 +4,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from api.deps import Cursor, EngineDep, Limit, SessionDep, SessionsReader, SessionsWriter
+from api.deps import (
+    Cursor,
+    Limit,
+    SessionDep,
+    SessionsReader,
+    SessionsWriter,
+    run_session_write,
+)
 from api.errors import problem_responses
 from api.responses import model_json
 from api.services import sessions as service
@@ -87,10 +93,9 @@ SessionListQuery = Annotated[SessionListParams, Depends(_session_list_params)]
     },
     summary="Create a session (idempotent with a client-chosen id)",
 )
-async def create_session(
-    data: SessionCreate, caller: SessionsWriter, engine: EngineDep
-) -> Response:
-    created, is_new = await run_in_threadpool(service.create_session, engine, caller.user_id, data)
+async def create_session(data: SessionCreate, caller: SessionsWriter, request: Request) -> Response:
+    write = service.create_session
+    created, is_new = await run_session_write(request, write, caller.user_id, data)
     headers = {"Location": f"/v1/sessions/{created.id}", "ETag": service.etag(created.version)}
     return model_json(created, status.HTTP_201_CREATED if is_new else status.HTTP_200_OK, headers)
 
@@ -102,8 +107,9 @@ async def create_session(
     responses=WRITE_ERRORS,
     summary="Create up to 500 sessions; per-item results in input order",
 )
-async def create_batch(data: BatchRequest, caller: SessionsWriter, engine: EngineDep) -> Response:
-    results = await run_in_threadpool(service.create_batch, engine, caller.user_id, data.sessions)
+async def create_batch(data: BatchRequest, caller: SessionsWriter, request: Request) -> Response:
+    write, items = service.create_batch, data.sessions
+    results = await run_session_write(request, write, caller.user_id, items)
     return model_json(BatchResponse(results=results), exclude_none=True)
 
 

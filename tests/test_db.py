@@ -1,0 +1,106 @@
+"""The database layer's own guarantees: driver-level writes store exactly what SQLAlchemy
+would, fail as SQLAlchemy would, and a request's database turn cannot deadlock itself."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from api.db import DatabaseGate, driver_transaction
+from api.errors import BadRequest
+from api.services.sessions import _SESSION_TABLE
+from tests.conftest import Person
+
+_INSERT = insert(_SESSION_TABLE)
+
+
+def _row(owner: str, **overrides: object) -> dict[str, object]:
+    moment = datetime(2026, 11, 20, 6, 30, 0, 123456, tzinfo=UTC)
+    row: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "user_id": uuid.UUID(owner),
+        "started_at": moment,
+        "ended_at": None,
+        "tool": "foam_roller",
+        "water_before_ml": 400.0,
+        "water_after_ml": 350.5,
+        "felt_unwell_after": False,
+        "notes": "left side tender",
+        "complete": True,
+        "version": 1,
+        "created_at": moment,
+        "updated_at": moment,
+        "deleted_at": None,
+        "change_seq": 0,
+        "create_hash": "f" * 64,
+    }
+    row.update(overrides)
+    return row
+
+
+def _stored_rows(app: FastAPI) -> list[dict[str, object]]:
+    """Every session as the database holds it (the driver's own values, no SQLAlchemy types),
+    in feed order, without the columns that differ by design."""
+    with app.state.engine.connect() as connection:
+        raw = connection.exec_driver_sql("SELECT * FROM release_session ORDER BY change_seq")
+        return [
+            {key: value for key, value in row.items() if key not in ("id", "change_seq")}
+            for row in raw.mappings()
+        ]
+
+
+def test_a_driver_write_stores_exactly_what_sqlalchemy_stores(app: FastAPI, alice: Person) -> None:
+    by_driver, by_sqlalchemy = _row(alice.id, change_seq=1), _row(alice.id, change_seq=2)
+    with driver_transaction(app.state.engine) as connection:
+        assert connection.execute(_INSERT, by_driver) == []
+        connection.commit()
+    with app.state.engine.begin() as connection:
+        connection.execute(_INSERT, by_sqlalchemy)
+
+    driver_row, sqlalchemy_row = _stored_rows(app)
+    assert driver_row == sqlalchemy_row
+    # ... and reads come back through SQLAlchemy's result processors as the same values.
+    with driver_transaction(app.state.engine) as connection:
+        found = connection.execute(
+            select(_SESSION_TABLE.c.id, _SESSION_TABLE.c.started_at).where(
+                _SESSION_TABLE.c.id.in_([by_driver["id"]])
+            ),
+            {},
+        )
+    assert found == [(by_driver["id"], by_driver["started_at"])]
+
+
+def test_a_driver_write_fails_as_sqlalchemy_and_leaves_nothing(app: FastAPI, alice: Person) -> None:
+    first = _row(alice.id, change_seq=1)
+    with pytest.raises(IntegrityError), driver_transaction(app.state.engine) as connection:
+        connection.execute(_INSERT, [_row(alice.id, change_seq=2), first, first])
+    with pytest.raises(BadRequest), driver_transaction(app.state.engine) as connection:
+        connection.execute(_INSERT, _row(alice.id, notes="nul \x00 inside", change_seq=3))
+    with driver_transaction(app.state.engine) as connection:
+        assert connection.execute(select(_SESSION_TABLE.c.id), {}) == []
+
+
+def test_a_request_holding_its_turn_never_waits_for_a_second() -> None:
+    async def scenario() -> None:
+        gate = DatabaseGate(1)
+        first: dict[str, object] = {}
+        other: dict[str, object] = {}
+        async with gate.turn(first):
+            async with gate.turn(first):  # the same request again: no wait
+                pass
+            # Another request waits while the only turn is held ...
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_take(gate, other), 0.05)
+        # ... and gets it once it is released.
+        await asyncio.wait_for(_take(gate, other), 1)
+
+    asyncio.run(scenario())
+
+
+async def _take(gate: DatabaseGate, scope: dict[str, object]) -> None:
+    async with gate.turn(scope):
+        pass
