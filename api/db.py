@@ -1,4 +1,5 @@
-"""Engines and sessions: one engine per DATABASE_URL, one transaction per request."""
+"""Engines and sessions: one engine per DATABASE_URL, one transaction per request, the gate
+that gives requests their turn at the database, and DriverConnection for the hottest writes."""
 
 import asyncio
 import contextvars

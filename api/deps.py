@@ -14,10 +14,10 @@ from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
 
-# Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
-# credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
 T = TypeVar("T")
 
+# Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
+# credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
 bearer_scheme = HTTPBearer(
     bearerFormat="JWT",
     description="An access token from `POST /v1/auth/token`.",
