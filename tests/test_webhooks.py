@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from api.config import Settings
+from api.db import write_transaction
 from api.errors import Unprocessable
 from api.main import create_app
 from api.services import webhook_worker
@@ -566,3 +567,15 @@ def test_a_row_locked_by_another_worker_is_skipped(
         assert claim_due(app.state.engine, settings, now, 10) == []
         transaction.rollback()
     assert len(claim_due(app.state.engine, settings, now, 10)) == 1
+
+
+def test_an_idle_round_does_not_wait_for_the_writers(app: FastAPI) -> None:
+    """With nothing due, a poll only reads: it must not queue behind (or block) session writes,
+    which on SQLite share one write lock."""
+    rounds: list[int] = []
+    with Session(app.state.engine) as db, write_transaction(db):  # a writer holds the lock
+        poller = threading.Thread(target=lambda: rounds.append(run_worker(app)))
+        poller.start()
+        poller.join(timeout=5)
+        assert not poller.is_alive()
+    assert rounds == [0]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, select, tuple_, update
+from sqlalchemy import Engine, bindparam, select, tuple_, update
 from sqlmodel import Session
 
 from api.config import Settings
@@ -65,8 +65,27 @@ def lease_seconds(settings: Settings) -> float:
     return 4 * settings.webhook_timeout_seconds + 60
 
 
+_ANY_DUE = (
+    select(WebhookDelivery.id)
+    .where(
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= bindparam("now"),  # type: ignore[operator]
+    )
+    .limit(1)
+)
+
+
+def any_due(engine: Engine, now: datetime) -> bool:
+    """Is a delivery due? A read (ix_webhook_delivery_due), so that an idle worker's poll never
+    takes the write lock: on SQLite, that lock is every session write's."""
+    with engine.connect() as connection:
+        return connection.execute(_ANY_DUE, {"now": now}).first() is not None
+
+
 def claim_due(engine: Engine, settings: Settings, now: datetime, limit: int) -> list[Claimed]:
     """Lease up to `limit` due deliveries; those whose grant has ended are failed instead."""
+    if not any_due(engine, now):
+        return []
     with Session(engine, expire_on_commit=False) as db, write_transaction(db):
         rows = list(
             db.execute(
