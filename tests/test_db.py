@@ -12,7 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import DatabaseGate, driver_transaction
 from api.errors import BadRequest
-from api.services.sessions import _SESSION_TABLE
+from api.services.sessions import (
+    _INSERT_RATING,
+    _SESSION_TABLE,
+    _insert_ratings,
+    _ratings_values,
+)
 from tests.conftest import Person
 
 _INSERT = insert(_SESSION_TABLE)
@@ -104,3 +109,46 @@ def test_a_request_holding_its_turn_never_waits_for_a_second() -> None:
 async def _take(gate: DatabaseGate, scope: dict[str, object]) -> None:
     async with gate.turn(scope):
         pass
+
+
+def test_a_sessions_ratings_in_one_statement_store_as_an_executemany_does(
+    app: FastAPI, alice: Person
+) -> None:
+    """A create writes its ratings as one multi-row INSERT, a batch as an executemany: every
+    row of the one statement, not only its first, goes through the column's conversion."""
+    first, second = _row(alice.id, change_seq=1), _row(alice.id, change_seq=2)
+    with app.state.engine.begin() as connection:
+        connection.execute(_INSERT, [first, second])
+
+    def ratings(session: dict[str, object]) -> list[dict[str, object]]:
+        return [
+            {
+                "session_id": session["id"],
+                "position": position,
+                "user_id": session["user_id"],
+                "started_at": session["started_at"],
+                "region": "adductors",
+                "side": side,
+                "metric": "pain",
+                "before": 6.5,
+                "after": None if side == "right" else 3,
+            }
+            for position, side in enumerate(("left", "right", "both"))
+        ]
+
+    with driver_transaction(app.state.engine) as connection:
+        rows = ratings(first)
+        connection.execute(_insert_ratings(len(rows)), _ratings_values(rows))
+        connection.execute(_INSERT_RATING, ratings(second))
+        connection.commit()
+    with app.state.engine.connect() as connection:
+        stored = connection.exec_driver_sql(
+            "SELECT * FROM rating ORDER BY session_id, position"
+        ).mappings()
+        by_session: dict[object, list[dict[str, object]]] = {}
+        for row in stored:
+            values = {key: value for key, value in row.items() if key != "session_id"}
+            by_session.setdefault(row["session_id"], []).append(values)
+    one_statement, executemany = by_session.values()
+    assert len(one_statement) == 3
+    assert one_statement == executemany

@@ -5,12 +5,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Engine, bindparam, delete, exists, insert, select
+from sqlalchemy import Engine, Insert, bindparam, delete, exists, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,7 @@ from api.services.sync import next_feed_seq
 from api.services.webhooks import SessionEvent, enqueue_session_events
 from models.base import utc_now
 from models.release_session import (
+    MAX_RATINGS,
     BatchItemResult,
     FieldError,
     Rating,
@@ -272,6 +273,30 @@ def _stored_ids(
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
 
 
+_RATING_COLUMNS = tuple(_RATING_TABLE.c)
+
+
+@lru_cache(maxsize=MAX_RATINGS)
+def _insert_ratings(count: int) -> Insert:
+    """One INSERT of `count` ratings (a multi-row VALUES): one statement, one round trip. An
+    executemany of a session's few ratings costs psycopg a pipeline of its own (measured:
+    ~0.4 ms of a 2 ms create on PostgreSQL)."""
+    rows = [
+        {column: bindparam(f"{column.name}_{i}", type_=column.type) for column in _RATING_COLUMNS}
+        for i in range(count)
+    ]
+    return insert(_RATING_TABLE).values(rows)
+
+
+def _ratings_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of _insert_ratings(len(rows))."""
+    return {
+        f"{column.name}_{i}": row[column.name]
+        for i, row in enumerate(rows)
+        for column in _RATING_COLUMNS
+    }
+
+
 def _is_replay(stored: StoredId, owner_id: uuid.UUID, digest: str) -> bool:
     """Is this body the very one that created the stored session (and is it still there)?"""
     holder, stored_digest, deleted = stored
@@ -295,7 +320,7 @@ def create_session(
     with driver_transaction(engine) as connection:
         values["change_seq"] = next_feed_seq(connection, owner_id)  # serialises their writes
         if connection.execute(_INSERT_NEW_SESSION[engine.dialect.name], values):
-            connection.execute(_INSERT_RATING, ratings)
+            connection.execute(_insert_ratings(len(ratings)), _ratings_values(ratings))
             enqueue_session_events(connection, owner_id, [("session.created", session_id, created)])
             connection.commit()
             SESSIONS_CREATED.inc()
