@@ -5,7 +5,15 @@ import asyncio
 import contextvars
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -13,7 +21,7 @@ from functools import lru_cache, partial
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
@@ -57,17 +65,22 @@ _WRITE_OPTION = "releaselog_write"
 _SQLITE_WRITE_LOCKS: "WeakKeyDictionary[Engine, threading.Lock]" = WeakKeyDictionary()
 
 
-def _refuse_nul_characters(  # type: ignore[no-untyped-def]
-    _connection, _cursor, _statement, parameters, _context, executemany
-) -> None:
+def _refuse_nul(rows: Iterable[Any]) -> None:
     """PostgreSQL cannot store U+0000 in text (the driver fails: a 500). Refuse it up front,
     on every backend alike, for every statement: no endpoint, present or future, can forget.
-    (DriverConnection, which bypasses these events, applies it too.)"""
-    for row in parameters if executemany else (parameters,):
+    `rows`: each statement's parameters (a dict or a sequence)."""
+    for row in rows:
         values = row.values() if isinstance(row, dict) else row or ()
         for value in values:
             if isinstance(value, str) and "\x00" in value:
                 raise BadRequest("Text must not contain NUL (U+0000) characters.")
+
+
+def _refuse_nul_characters(  # type: ignore[no-untyped-def]
+    _connection, _cursor, _statement, parameters, _context, executemany
+) -> None:
+    """_refuse_nul for every statement SQLAlchemy runs (DriverConnection applies it itself)."""
+    _refuse_nul(parameters if executemany else (parameters,))
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -282,7 +295,8 @@ class DriverConnection:
         self, statement: Statement, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> list[tuple[Any, ...]]:
         compiled = _compile(statement, self.dialect)
-        if not isinstance(values, Mapping):  # executemany
+        if not isinstance(values, Mapping):  # executemany: one SQL text for every row
+            assert not compiled.expanding, "executemany of a statement with IN (:list)"
             bound = [compiled.bind(row) for row in values]
             if bound:
                 self._run(bound[0][0], [params for _sql, params in bound], many=True)
@@ -294,7 +308,7 @@ class DriverConnection:
         return [compiled.row(raw) for raw in self._cursor.fetchall()]
 
     def _run(self, sql: str, rows: list[Any], *, many: bool) -> None:
-        _refuse_nul_characters(None, None, sql, rows, None, True)
+        _refuse_nul(rows)
         try:
             if many:
                 self._cursor.executemany(sql, rows)
@@ -319,6 +333,10 @@ class DriverConnection:
         return DBAPIError.instance(
             sql, params, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
         )
+
+
+# What the functions shared by both kinds of write take: they only execute statements.
+Executes = Connection | DriverConnection
 
 
 @contextmanager

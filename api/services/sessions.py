@@ -254,15 +254,14 @@ _STORED_ID = select(
     _SESSION_TABLE.c.create_hash,
     _SESSION_TABLE.c.deleted_at,
 ).where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
-# INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: a taken id inserts (and returns)
-# nothing instead of failing the transaction, so a first create needs no look-up before it.
+# By dialect, INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: a taken id inserts (and
+# returns) nothing instead of failing the transaction, so a first create needs no look-up
+# before it. (RETURNING, not rowcount: psycopg reports -1 for it.)
 _INSERT_NEW_SESSION = {
-    "postgresql": postgresql_insert(_SESSION_TABLE)
+    name: dialect_insert(_SESSION_TABLE)
     .on_conflict_do_nothing(index_elements=["id"])
-    .returning(_SESSION_TABLE.c.id),
-    "sqlite": sqlite_insert(_SESSION_TABLE)
-    .on_conflict_do_nothing(index_elements=["id"])
-    .returning(_SESSION_TABLE.c.id),
+    .returning(_SESSION_TABLE.c.id)
+    for name, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 
 

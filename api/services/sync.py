@@ -20,10 +20,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlmodel import Session
 
-from api.db import DriverConnection, write_transaction
+from api.db import Executes, write_transaction
 from api.errors import INVALID_TOKEN, BadRequest, Gone, Unauthorized
 from api.services.session_pages import PAGE_COLUMNS, read_page
 from models.release_session import ChangeFeed, ReleaseSession
@@ -43,9 +43,7 @@ _RESERVE_POSITIONS = (
 )
 
 
-def next_feed_seq(
-    connection: Connection | DriverConnection, user_id: uuid.UUID, count: int = 1
-) -> int:
+def next_feed_seq(connection: Executes, user_id: uuid.UUID, count: int = 1) -> int:
     """Reserve `count` feed positions for the user; returns the first. Locks the user row.
 
     Every write to a person's sessions starts here, so this is also where a write learns that

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlmodel import Session
 
-from api.db import DriverConnection, write_transaction
+from api.db import Executes, write_transaction
 from api.errors import Conflict, NotFound, Unprocessable
 from api.services import pagination
 from api.services.pagination import encode_cursor
@@ -280,7 +280,7 @@ _INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-define
 
 
 def enqueue_session_events(
-    connection: Connection | DriverConnection, owner_id: uuid.UUID, events: Sequence[SessionEvent]
+    connection: Executes, owner_id: uuid.UUID, events: Sequence[SessionEvent]
 ) -> None:
     """Queue one delivery per event for every subscribed webhook of the owner's live coaches.
 
