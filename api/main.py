@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
-from api.db import create_db_engine, database_gate
+from api.db import GroupCommit, create_db_engine, database_gate
 from api.errors import install_error_handlers
 from api.logs import configure_logging
-from api.metrics import MetricsMiddleware
+from api.metrics import SESSIONS_CREATED, MetricsMiddleware
 from api.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -77,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
     app.state.db_gate = database_gate(settings)
+    app.state.session_creates = GroupCommit(
+        app.state.engine, app.state.db_gate, committed=SESSIONS_CREATED.inc
+    )
     app.state.login_limiter = LoginLimiter(settings)
 
     install_error_handlers(app)

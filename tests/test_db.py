@@ -1,24 +1,32 @@
 """The database layer's own guarantees: driver-level writes store exactly what SQLAlchemy
-would, fail as SQLAlchemy would, and a request's database turn cannot deadlock itself."""
+would, fail as SQLAlchemy would, a request's database turn cannot deadlock itself, and writes
+that share a commit (GroupCommit) succeed and fail exactly as they would alone."""
 
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from api.db import DatabaseGate, driver_transaction
-from api.errors import BadRequest
+from api.db import DatabaseGate, GroupCommit, driver_transaction
+from api.errors import BadRequest, Unauthorized
 from api.services.sessions import (
     _INSERT_RATING,
     _SESSION_TABLE,
+    IdTaken,
+    NewSession,
     _insert_ratings,
     _ratings_values,
+    insert_session,
+    new_session,
 )
+from models.release_session import SessionCreate
 from tests.conftest import Person
+from tests.factories import session_body
 
 _INSERT = insert(_SESSION_TABLE)
 
@@ -152,3 +160,75 @@ def test_a_sessions_ratings_in_one_statement_store_as_an_executemany_does(
     one_statement, executemany = by_session.values()
     assert len(one_statement) == 3
     assert one_statement == executemany
+
+
+def _submit_together(group: GroupCommit, creates: list[NewSession]) -> list[object]:
+    """Submit every create in the same moment (one event-loop step), as concurrent requests
+    do; each one's result or exception, in order."""
+
+    async def run() -> list[object]:
+        return await asyncio.gather(
+            *(
+                group.submit(partial(insert_session, new=new), lock_key=new.owner_id)
+                for new in creates
+            ),
+            return_exceptions=True,
+        )
+
+    return asyncio.run(run())
+
+
+def _feed(app: FastAPI, owner: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+    with app.state.engine.connect() as connection:
+        rows = connection.execute(
+            select(_SESSION_TABLE.c.id, _SESSION_TABLE.c.change_seq)
+            .where(_SESSION_TABLE.c.user_id == owner)
+            .order_by(_SESSION_TABLE.c.change_seq)
+        )
+        return [(row.id, row.change_seq) for row in rows]
+
+
+def test_concurrent_creates_share_one_commit(app: FastAPI, alice: Person) -> None:
+    commits: list[int] = []
+    group = GroupCommit(app.state.engine, app.state.db_gate, committed=commits.append)
+    owner = uuid.UUID(alice.id)
+    creates = [new_session(owner, SessionCreate.model_validate(session_body())) for _ in range(6)]
+
+    results = _submit_together(group, creates)
+
+    assert results == [new.created for new in creates]
+    assert commits == [6]  # one transaction held all six
+    stored = [session_id for session_id, _ in _feed(app, owner)]
+    assert stored == [new.session_id for new in creates]  # feed order = submission order
+
+
+def test_a_failing_write_fails_alone_and_its_group_commits_without_it(
+    app: FastAPI, alice: Person, bob: Person
+) -> None:
+    commits: list[int] = []
+    group = GroupCommit(app.state.engine, app.state.db_gate, committed=commits.append)
+    owner = uuid.UUID(alice.id)
+
+    def create(person: uuid.UUID, **overrides: object) -> NewSession:
+        return new_session(person, SessionCreate.model_validate(session_body(**overrides)))
+
+    earlier = create(owner)
+    assert _submit_together(group, [earlier]) == [earlier.created]
+    commits.clear()
+    fine = [create(owner) for _ in range(3)]
+    taken = create(uuid.UUID(bob.id), id=str(earlier.session_id))  # Alice's id, by Bob
+    gone = create(uuid.uuid4())  # an account that no longer exists
+    nul = create(owner, notes="a\x00b")
+
+    results = _submit_together(group, [fine[0], taken, fine[1], gone, nul, fine[2]])
+
+    assert [results[0], results[2], results[5]] == [new.created for new in fine]
+    assert isinstance(results[1], IdTaken)
+    assert isinstance(results[3], Unauthorized)
+    assert isinstance(results[4], BadRequest)
+    # The group rolled back and ran each write alone: three commits, one per good write.
+    assert commits == [1, 1, 1]
+    # Nothing of the failed writes is stored, and they left no gap in Alice's feed.
+    stored = [earlier, *fine]
+    assert _feed(app, owner) == [(new.session_id, seq) for seq, new in enumerate(stored, start=1)]
+    assert _feed(app, uuid.UUID(bob.id)) == []

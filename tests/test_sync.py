@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from api.db import driver_transaction
 from api.services import sessions as service
 from api.services.sync import changed_sessions, encode_token, purge_tombstones
 from models.release_session import ReleaseSession, SessionCreate, SessionUpdate
@@ -151,9 +152,11 @@ def test_concurrent_writers_never_hide_a_change_from_a_poller(app, alice: Person
                         patch = SessionUpdate(notes=f"n{rng.random()}")
                         service.update_session(db, owner, target, patch, None)
                     else:
-                        created, _ = service.create_session(
-                            engine, owner, SessionCreate.model_validate(session_body())
-                        )
+                        data = SessionCreate.model_validate(session_body())
+                        new = service.new_session(owner, data)
+                        with driver_transaction(engine) as connection:
+                            created = service.insert_session(connection, new)
+                            connection.commit()
                         mine.append(created.id)
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)

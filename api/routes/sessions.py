@@ -94,8 +94,8 @@ SessionListQuery = Annotated[SessionListParams, Depends(_session_list_params)]
     summary="Create a session (idempotent with a client-chosen id)",
 )
 async def create_session(data: SessionCreate, caller: SessionsWriter, request: Request) -> Response:
-    write = service.create_session
-    created, is_new = await run_session_write(request, write, caller.user_id, data)
+    creates = request.app.state.session_creates
+    created, is_new = await service.create_session(creates, request.scope, caller.user_id, data)
     headers = {"Location": f"/v1/sessions/{created.id}", "ETag": service.etag(created.version)}
     return model_json(created, status.HTTP_201_CREATED if is_new else status.HTTP_200_OK, headers)
 

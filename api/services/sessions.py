@@ -2,7 +2,7 @@
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, partial
@@ -16,7 +16,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.db import DriverConnection, driver_transaction, write_transaction
+from api.db import (
+    DriverConnection,
+    Executes,
+    GroupCommit,
+    driver_transaction,
+    run_write,
+    write_transaction,
+)
 from api.errors import (
     Conflict,
     NotFound,
@@ -265,9 +272,7 @@ _INSERT_NEW_SESSION = {
 }
 
 
-def _stored_ids(
-    connection: DriverConnection, session_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, StoredId]:
+def _stored_ids(connection: Executes, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
     rows = connection.execute(_STORED_ID, {"ids": session_ids})
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
 
@@ -302,34 +307,67 @@ def _is_replay(stored: StoredId, owner_id: uuid.UUID, digest: str) -> bool:
     return holder == owner_id and stored_digest == digest and not deleted
 
 
-def create_session(
-    engine: Engine, owner_id: uuid.UUID, data: SessionCreate
-) -> tuple[SessionPublic, bool]:
-    """Create a session; returns (session, created). A replay of the same body is not created.
+@dataclass(frozen=True)
+class NewSession:
+    """A create, worked out before it reaches the database: its rows and its response."""
 
-    The hottest write there is: it runs on the driver (api/db.py, DriverConnection), in one
-    transaction of four statements, with everything that needs no database done before the
-    write lock is taken.
-    """
+    owner_id: uuid.UUID
+    session_id: uuid.UUID
+    digest: str
+    values: dict[str, Any]
+    ratings: list[dict[str, Any]]
+    created: SessionPublic
+
+
+class IdTaken(Exception):
+    """The id of a create is taken: a replay of that very create, or someone else's id."""
+
+
+def new_session(owner_id: uuid.UUID, data: SessionCreate) -> NewSession:
     digest = _fingerprint(data)
     session_id = data.id or uuid.uuid4()
     values = _session_values(owner_id, session_id, data, 0, digest)
     ratings = _rating_rows(session_id, owner_id, data)
-    created = _created_public(values, data)
-    with driver_transaction(engine) as connection:
-        values["change_seq"] = next_feed_seq(connection, owner_id)  # serialises their writes
-        if connection.execute(_INSERT_NEW_SESSION[engine.dialect.name], values):
-            connection.execute(_insert_ratings(len(ratings)), _ratings_values(ratings))
-            enqueue_session_events(connection, owner_id, [("session.created", session_id, created)])
-            connection.commit()
-            SESSIONS_CREATED.inc()
-            return created, True
-        # The id is taken: a replay of this very create, or someone else's session.
-        stored = _stored_ids(connection, [session_id]).get(session_id)
-    if stored is None or not _is_replay(stored, owner_id, digest):
-        raise Conflict("A different session already exists under this id.")
+    return NewSession(owner_id, session_id, digest, values, ratings, _created_public(values, data))
+
+
+def insert_session(connection: DriverConnection, new: NewSession) -> SessionPublic:
+    """The statements of a create, in the caller's transaction, which commits; raises IdTaken
+    (and the caller rolls back) when the id is taken. Safe to run again after a rollback."""
+    owner_id = new.owner_id
+    row = {**new.values, "change_seq": next_feed_seq(connection, owner_id)}  # locks the owner
+    if not connection.execute(_INSERT_NEW_SESSION[connection.dialect.name], row):
+        raise IdTaken()
+    connection.execute(_insert_ratings(len(new.ratings)), _ratings_values(new.ratings))
+    enqueue_session_events(connection, owner_id, [("session.created", new.session_id, new.created)])
+    return new.created
+
+
+def replayed_session(engine: Engine, new: NewSession) -> SessionPublic:
+    """For a create whose id is taken: the stored session when this is a replay of the very
+    create that stored it, else 409."""
     with Session(engine, expire_on_commit=False) as db:
-        return get_session(db, owner_id, session_id), False
+        stored = _stored_ids(db.connection(), [new.session_id]).get(new.session_id)
+        if stored is None or not _is_replay(stored, new.owner_id, new.digest):
+            raise Conflict("A different session already exists under this id.")
+        return get_session(db, new.owner_id, new.session_id)
+
+
+async def create_session(
+    creates: GroupCommit, scope: MutableMapping[str, Any], owner_id: uuid.UUID, data: SessionCreate
+) -> tuple[SessionPublic, bool]:
+    """Create a session; returns (session, created). A replay of the same body is not created.
+
+    The hottest write there is: worked out before the database (new_session), then run on
+    the driver (api/db.py, DriverConnection) together with the creates that arrive meanwhile,
+    in one transaction (GroupCommit).
+    """
+    new = new_session(owner_id, data)
+    try:
+        return await creates.submit(partial(insert_session, new=new), lock_key=owner_id), True
+    except IdTaken:
+        replayed = await run_write(creates.engine, creates.gate, scope, replayed_session, new)
+        return replayed, False
 
 
 def _ratings_from(
