@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event
@@ -207,6 +207,8 @@ def database_gate(settings: Settings) -> DatabaseGate:
 
 Processor = Callable[[Any], Any]
 T = TypeVar("T")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 Statement = Select[Any] | UpdateBase
 
 
@@ -387,8 +389,7 @@ async def run_write(
 
 @dataclass
 class _Queued:
-    write: Callable[[DriverConnection], Any]
-    lock_key: Any
+    item: Any
     context: contextvars.Context
     future: "asyncio.Future[Any]"
 
@@ -401,28 +402,27 @@ class _GroupQueue:
     task: "asyncio.Task[None] | None" = None
 
 
-class GroupCommit:
-    """Many small writes of the same kind in one transaction, with one commit (group commit).
+class GroupCommit(Generic[Item, Result]):
+    """Many small writes of one kind in one transaction, with one commit (group commit).
 
-    A write submitted while a group is running waits for it to finish; then everything that
-    queued meanwhile runs as the next group: one turn at the database, one worker-thread hop
-    and one commit for all of them. (On SQLite a commit costs more than a session create's
-    four statements together, and the hop about as much again.) A lone write is a group of
-    one, so nothing waits for company.
+    `write(connection, items)` writes a list of items (and returns one result per item); the
+    transaction is this class's. An item submitted while a group is running waits for it to
+    finish; then everything that queued meanwhile is written as the next group: one turn at
+    the database, one worker-thread hop, one `write` (a few statements for all the items
+    instead of a few for each) and one commit. A lone item is a group of one, so nothing
+    waits for company.
 
-    Each write is acknowledged only after the commit that holds it. A write that raises makes
-    its group roll back and run again one write per transaction, so only that write fails and
-    every other one commits exactly as it would have alone: a write must therefore be safe to
-    run twice (it computes nothing it keeps before its statements). Writes lock the row named
-    by `lock_key` first (the owner's feed counter); a group takes those locks in key order, so
-    the groups of several processes on one PostgreSQL cannot deadlock. A write whose request
-    is cancelled still runs with its group.
+    An item is acknowledged only after the commit that holds it. When `write` raises for a
+    group, the group rolls back and each item is written again alone, in a transaction of its
+    own, so only a failing item fails and every other one commits as it would have alone.
+    An item whose request is cancelled is still written with its group.
     """
 
     def __init__(
         self,
         engine: Engine,
         gate: DatabaseGate,
+        write: Callable[[DriverConnection, list[Item]], list[Result]],
         *,
         max_group: int = 64,
         committed: Callable[[int], object] | None = None,
@@ -430,22 +430,23 @@ class GroupCommit:
         self.engine = engine
         self.gate = gate
         self.max_group = max_group
-        self._committed = committed  # told how many writes each transaction committed
+        self._write = write
+        self._committed = committed  # told how many items each transaction committed
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupQueue] = (
             weakref.WeakKeyDictionary()
         )
 
-    async def submit(self, write: Callable[[DriverConnection], T], lock_key: Any) -> T:
-        """`write(connection)`'s result, once the transaction that ran it has committed."""
+    async def submit(self, item: Item) -> Result:
+        """The item's result, once the transaction that wrote it has committed."""
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = _GroupQueue([])
         future = loop.create_future()
-        queue.waiting.append(_Queued(write, lock_key, contextvars.copy_context(), future))
+        queue.waiting.append(_Queued(item, contextvars.copy_context(), future))
         if queue.task is None:
             queue.task = loop.create_task(self._run_groups(queue))
-        result: T = await future
+        result: Result = await future
         return result
 
     async def _run_groups(self, queue: _GroupQueue) -> None:
@@ -454,11 +455,10 @@ class GroupCommit:
             while queue.waiting:
                 group = queue.waiting[: self.max_group]
                 del queue.waiting[: self.max_group]
-                group.sort(key=lambda queued: queued.lock_key)  # stable: each key keeps its order
                 try:
                     async with self.gate.turn({}):
                         outcomes = await loop.run_in_executor(self.gate.writers, self._run, group)
-                except Exception as error:  # no waiting write is left hanging
+                except Exception as error:  # no waiting item is left hanging
                     outcomes = [(False, error)] * len(group)
                 for queued, (ok, value) in zip(group, outcomes, strict=True):
                     if queued.future.done():  # its request was cancelled
@@ -471,30 +471,27 @@ class GroupCommit:
             queue.task = None
 
     def _run(self, group: list[_Queued]) -> list[tuple[bool, Any]]:
-        """In a worker thread: the group in one transaction, or, when one of its writes (or
-        the commit) fails, each write in a transaction of its own."""
+        """In a worker thread: the group in one transaction, or, when that fails, each item
+        in a transaction of its own (in its request's context, for its log lines)."""
         if len(group) > 1:
             try:
-                with driver_transaction(self.engine) as connection:
-                    results = [queued.context.run(queued.write, connection) for queued in group]
-                    connection.commit()
-            except Exception:  # each write is retried alone and fails alone
+                results = self._transaction([queued.item for queued in group])
+            except Exception:  # each item is written again alone, and fails alone
                 pass
             else:
-                self._count(len(group))
                 return [(True, result) for result in results]
-        return [self._run_alone(queued) for queued in group]
+        outcomes: list[tuple[bool, Any]] = []
+        for queued in group:
+            try:
+                outcomes.append((True, queued.context.run(self._transaction, [queued.item])[0]))
+            except Exception as error:  # handed to the item's caller
+                outcomes.append((False, error))
+        return outcomes
 
-    def _run_alone(self, queued: _Queued) -> tuple[bool, Any]:
-        try:
-            with driver_transaction(self.engine) as connection:
-                result = queued.context.run(queued.write, connection)
-                connection.commit()
-        except Exception as error:  # handed to the write's caller
-            return False, error
-        self._count(1)
-        return True, result
-
-    def _count(self, committed: int) -> None:
+    def _transaction(self, items: list[Item]) -> list[Result]:
+        with driver_transaction(self.engine) as connection:
+            results = self._write(connection, items)
+            connection.commit()
         if self._committed is not None:
-            self._committed(committed)
+            self._committed(len(items))
+        return results

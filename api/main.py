@@ -32,6 +32,7 @@ from api.routes import (
     webhooks,
 )
 from api.services.ratelimit import LoginLimiter
+from api.services.sessions import insert_sessions
 from api.services.webhook_worker import WebhookWorker
 
 DESCRIPTION = """
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_db_engine(settings)
     app.state.db_gate = database_gate(settings)
     app.state.session_creates = GroupCommit(
-        app.state.engine, app.state.db_gate, committed=SESSIONS_CREATED.inc
+        app.state.engine, app.state.db_gate, insert_sessions, committed=SESSIONS_CREATED.inc
     )
     app.state.login_limiter = LoginLimiter(settings)
 

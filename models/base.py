@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, TypeDecorator
 from sqlmodel import SQLModel
+from uuid_utils.compat import uuid7
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -21,6 +22,15 @@ def utc_now() -> datetime:
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+def ordered_id() -> uuid.UUID:
+    """A time-ordered UUID (version 7, RFC 9562) for the rows written in bulk (sessions,
+    webhook deliveries). Rows created together get neighbouring ids, so a primary-key index
+    takes them on a few pages instead of one page each (a random UUID lands anywhere): far
+    fewer pages for each commit to write. Its first 48 bits are the creation time in
+    milliseconds, which these rows publish anyway (`created_at`)."""
+    return uuid7()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -5,7 +5,6 @@ that share a commit (GroupCommit) succeed and fail exactly as they would alone."
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from functools import partial
 
 import pytest
 from fastapi import FastAPI
@@ -15,13 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from api.db import DatabaseGate, GroupCommit, driver_transaction
 from api.errors import BadRequest, Unauthorized
 from api.services.sessions import (
-    _INSERT_RATING,
     _SESSION_TABLE,
     IdTaken,
     NewSession,
-    _insert_ratings,
-    _ratings_values,
-    insert_session,
+    insert_sessions,
     new_session,
 )
 from models.release_session import SessionCreate
@@ -119,61 +115,22 @@ async def _take(gate: DatabaseGate, scope: dict[str, object]) -> None:
         pass
 
 
-def test_a_sessions_ratings_in_one_statement_store_as_an_executemany_does(
-    app: FastAPI, alice: Person
-) -> None:
-    """A create writes its ratings as one multi-row INSERT, a batch as an executemany: every
-    row of the one statement, not only its first, goes through the column's conversion."""
-    first, second = _row(alice.id, change_seq=1), _row(alice.id, change_seq=2)
-    with app.state.engine.begin() as connection:
-        connection.execute(_INSERT, [first, second])
-
-    def ratings(session: dict[str, object]) -> list[dict[str, object]]:
-        return [
-            {
-                "session_id": session["id"],
-                "position": position,
-                "user_id": session["user_id"],
-                "started_at": session["started_at"],
-                "region": "adductors",
-                "side": side,
-                "metric": "pain",
-                "before": 6.5,
-                "after": None if side == "right" else 3,
-            }
-            for position, side in enumerate(("left", "right", "both"))
-        ]
-
-    with driver_transaction(app.state.engine) as connection:
-        rows = ratings(first)
-        connection.execute(_insert_ratings(len(rows)), _ratings_values(rows))
-        connection.execute(_INSERT_RATING, ratings(second))
-        connection.commit()
-    with app.state.engine.connect() as connection:
-        stored = connection.exec_driver_sql(
-            "SELECT * FROM rating ORDER BY session_id, position"
-        ).mappings()
-        by_session: dict[object, list[dict[str, object]]] = {}
-        for row in stored:
-            values = {key: value for key, value in row.items() if key != "session_id"}
-            by_session.setdefault(row["session_id"], []).append(values)
-    one_statement, executemany = by_session.values()
-    assert len(one_statement) == 3
-    assert one_statement == executemany
+Creates = GroupCommit[NewSession, object]
 
 
-def _submit_together(group: GroupCommit, creates: list[NewSession]) -> list[object]:
+def _creates(app: FastAPI, commits: list[int]) -> Creates:
+    """The app's kind of group commit, telling `commits` how many creates each one held."""
+    return GroupCommit(
+        app.state.engine, app.state.db_gate, insert_sessions, committed=commits.append
+    )
+
+
+def _submit_together(group: Creates, creates: list[NewSession]) -> list[object]:
     """Submit every create in the same moment (one event-loop step), as concurrent requests
     do; each one's result or exception, in order."""
 
     async def run() -> list[object]:
-        return await asyncio.gather(
-            *(
-                group.submit(partial(insert_session, new=new), lock_key=new.owner_id)
-                for new in creates
-            ),
-            return_exceptions=True,
-        )
+        return await asyncio.gather(*(group.submit(new) for new in creates), return_exceptions=True)
 
     return asyncio.run(run())
 
@@ -188,25 +145,29 @@ def _feed(app: FastAPI, owner: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
         return [(row.id, row.change_seq) for row in rows]
 
 
-def test_concurrent_creates_share_one_commit(app: FastAPI, alice: Person) -> None:
+def test_concurrent_creates_share_one_commit(app: FastAPI, alice: Person, bob: Person) -> None:
     commits: list[int] = []
-    group = GroupCommit(app.state.engine, app.state.db_gate, committed=commits.append)
-    owner = uuid.UUID(alice.id)
-    creates = [new_session(owner, SessionCreate.model_validate(session_body())) for _ in range(6)]
+    group = _creates(app, commits)
+    people = [uuid.UUID(alice.id), uuid.UUID(bob.id)]
+    creates = [
+        new_session(people[index % 2], SessionCreate.model_validate(session_body()))
+        for index in range(7)
+    ]
 
     results = _submit_together(group, creates)
 
     assert results == [new.created for new in creates]
-    assert commits == [6]  # one transaction held all six
-    stored = [session_id for session_id, _ in _feed(app, owner)]
-    assert stored == [new.session_id for new in creates]  # feed order = submission order
+    assert commits == [7]  # one transaction held all seven
+    for owner in people:  # each person's feed: their creates in submission order, no gaps
+        mine = [new.session_id for new in creates if new.owner_id == owner]
+        assert _feed(app, owner) == [(session_id, seq) for seq, session_id in enumerate(mine, 1)]
 
 
 def test_a_failing_write_fails_alone_and_its_group_commits_without_it(
     app: FastAPI, alice: Person, bob: Person
 ) -> None:
     commits: list[int] = []
-    group = GroupCommit(app.state.engine, app.state.db_gate, committed=commits.append)
+    group = _creates(app, commits)
     owner = uuid.UUID(alice.id)
 
     def create(person: uuid.UUID, **overrides: object) -> NewSession:

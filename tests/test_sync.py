@@ -155,7 +155,7 @@ def test_concurrent_writers_never_hide_a_change_from_a_poller(app, alice: Person
                         data = SessionCreate.model_validate(session_body())
                         new = service.new_session(owner, data)
                         with driver_transaction(engine) as connection:
-                            created = service.insert_session(connection, new)
+                            [created] = service.insert_sessions(connection, [new])
                             connection.commit()
                         mine.append(created.id)
         except BaseException as error:  # pragma: no cover - reported below

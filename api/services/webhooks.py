@@ -25,7 +25,7 @@ from api.db import Executes, write_transaction
 from api.errors import Conflict, NotFound, Unprocessable
 from api.services import pagination
 from api.services.pagination import encode_cursor
-from models.base import utc_now
+from models.base import ordered_id, utc_now
 from models.coaching import Grant
 from models.release_session import SessionPublic
 from models.webhook import (
@@ -304,7 +304,7 @@ def enqueue_session_events(
                 body = event_body(event_type, owner_id, session_id, public, now)
             rows.append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": ordered_id(),
                     "webhook_id": hook_id,
                     "event_type": event_type,
                     "client_id": owner_id,
