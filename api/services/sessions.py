@@ -242,10 +242,11 @@ def _session_values(
 
 
 def _created_public(values: dict[str, Any], fields: SessionFields) -> SessionPublic:
-    return SessionPublic(
-        **{name: values[name] for name in _PUBLIC_SCALARS},
-        ratings=[RatingPublic(**rating.model_dump()) for rating in fields.ratings],
-    )
+    """The response of a create: the row about to be stored, with the body's ratings read
+    straight off their models (one validation in pydantic-core, no intermediate dicts)."""
+    document = {name: values[name] for name in _PUBLIC_SCALARS}
+    document["ratings"] = fields.ratings
+    return SessionPublic.model_validate(document, from_attributes=True)
 
 
 # (holder, create digest, deleted) of a stored session id.
