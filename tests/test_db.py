@@ -4,10 +4,12 @@ that share a commit (GroupCommit) succeed and fail exactly as they would alone."
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +25,7 @@ from api.services.sessions import (
 from models.release_session import SessionCreate
 from tests.conftest import Person
 from tests.factories import session_body
+from tests.webhook_support import grant
 
 _INSERT = insert(_SESSION_TABLE)
 
@@ -193,3 +196,27 @@ def test_a_failing_write_fails_alone_and_its_group_commits_without_it(
     stored = [earlier, *fine]
     assert _feed(app, owner) == [(new.session_id, seq) for seq, new in enumerate(stored, start=1)]
     assert _feed(app, uuid.UUID(bob.id)) == []
+
+
+def test_a_group_queues_webhook_events_for_exactly_the_owners_with_subscribed_coaches(
+    app: FastAPI, client: TestClient, make_person: Callable[..., Person]
+) -> None:
+    alice, bob, coach = make_person("Alice"), make_person("Bob"), make_person("Coach")
+    grant(app, coach.id, alice.id)  # Bob has no coach
+    hook = client.post(
+        "/v1/webhooks",
+        json={"url": "https://dashboard.example/hooks", "events": ["session.created"]},
+        headers=coach.headers,
+    ).json()
+    creates = [
+        new_session(uuid.UUID(person.id), SessionCreate.model_validate(session_body()))
+        for person in (alice, bob, alice, bob)
+    ]
+
+    assert _submit_together(_creates(app, commits := []), creates) == [n.created for n in creates]
+
+    assert commits == [4]
+    queued = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=coach.headers).json()
+    alices = [new.session_id for new in creates if new.owner_id == uuid.UUID(alice.id)]
+    assert sorted(item["session_id"] for item in queued["items"]) == sorted(map(str, alices))
+    assert {item["event_type"] for item in queued["items"]} == {"session.created"}

@@ -276,20 +276,51 @@ _SUBSCRIBED_HOOKS = select(Webhook.id, Webhook.events).where(
 )
 
 
+# The same for many clients at once (a group of creates): one query instead of one each.
+_SUBSCRIBED_HOOKS_OF_MANY = (
+    select(Grant.client_id, Webhook.id, Webhook.events)
+    .join(Webhook, Webhook.user_id == Grant.coach_id)  # type: ignore[arg-type]
+    .where(
+        Grant.client_id.in_(bindparam("client_ids", expanding=True)),  # type: ignore[attr-defined]
+        Grant.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+)
+
+Hooks = list[tuple[uuid.UUID, str]]  # (webhook id, its events) of a client's coaches
+
+
+def subscribed_hooks(connection: Executes, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, Hooks]:
+    """The webhooks of each client's live coaches; clients without any are left out."""
+    hooks: dict[uuid.UUID, Hooks] = {}
+    for client_id, hook_id, events in connection.execute(
+        _SUBSCRIBED_HOOKS_OF_MANY, {"client_ids": client_ids}
+    ):
+        hooks.setdefault(client_id, []).append((hook_id, events))
+    return hooks
+
+
 _INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]
 
 
 def enqueue_session_events(
-    connection: Executes, owner_id: uuid.UUID, events: Sequence[SessionEvent]
+    connection: Executes,
+    owner_id: uuid.UUID,
+    events: Sequence[SessionEvent],
+    hooks: Hooks | None = None,
 ) -> None:
-    """Queue one delivery per event for every subscribed webhook of the owner's live coaches.
+    """Queue one delivery per event for every subscribed webhook of the owner's live coaches
+    (`hooks`, when the caller has looked them up already: subscribed_hooks).
 
     Call inside the transaction of the change, before its commit: the events commit or roll
     back with it. Does not commit.
     """
     if not events:
         return
-    hooks = list(connection.execute(_SUBSCRIBED_HOOKS, {"client_id": owner_id}))
+    if hooks is None:
+        hooks = [
+            (row[0], row[1])
+            for row in connection.execute(_SUBSCRIBED_HOOKS, {"client_id": owner_id})
+        ]
     if not hooks:
         return
     now = utc_now()
