@@ -452,3 +452,17 @@ def test_batch_of_500_is_accepted(client, alice: Person):
     response = client.post("/v1/sessions/batch", json={"sessions": items}, headers=alice.headers)
     assert response.status_code == 200
     assert {result["status"] for result in response.json()["results"]} == {"created"}
+
+
+def test_server_chosen_ids_are_time_ordered_uuids(client, alice: Person):
+    """Ids the server picks are UUIDv7: they sort in creation order (they index compactly)."""
+    items = [{key: value for key, value in session_body().items() if key != "id"} for _ in range(5)]
+    response = client.post("/v1/sessions/batch", json={"sessions": items}, headers=alice.headers)
+    single = client.post("/v1/sessions", json=items[0], headers=alice.headers)
+    assert single.status_code == 201
+
+    ids = [uuid.UUID(result["id"]) for result in response.json()["results"]]
+    ids.append(uuid.UUID(single.json()["id"]))
+    assert {session_id.version for session_id in ids} == {7}
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
