@@ -265,20 +265,12 @@ def event_body(
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
-# Every session write runs this: prebuilt, executed on the Core connection.
-_SUBSCRIBED_HOOKS = select(Webhook.id, Webhook.events).where(
-    Webhook.user_id.in_(  # type: ignore[attr-defined]
-        select(Grant.coach_id).where(
-            Grant.client_id == bindparam("client_id"),
-            Grant.revoked_at.is_(None),  # type: ignore[union-attr]
-        )
-    )
-)
-
-
-# The same for many clients at once (a group of creates): one query instead of one each.
-_SUBSCRIBED_HOOKS_OF_MANY = (
+# Every session write runs this (prebuilt): the webhooks of each client's live coaches, for
+# one client or for a whole group of creates in one query. DISTINCT: a coach's hook once, as
+# many live grants as they hold.
+_SUBSCRIBED_HOOKS = (
     select(Grant.client_id, Webhook.id, Webhook.events)
+    .distinct()
     .join(Webhook, Webhook.user_id == Grant.coach_id)  # type: ignore[arg-type]
     .where(
         Grant.client_id.in_(bindparam("client_ids", expanding=True)),  # type: ignore[attr-defined]
@@ -293,7 +285,7 @@ def subscribed_hooks(connection: Executes, client_ids: list[uuid.UUID]) -> dict[
     """The webhooks of each client's live coaches; clients without any are left out."""
     hooks: dict[uuid.UUID, Hooks] = {}
     for client_id, hook_id, events in connection.execute(
-        _SUBSCRIBED_HOOKS_OF_MANY, {"client_ids": client_ids}
+        _SUBSCRIBED_HOOKS, {"client_ids": client_ids}
     ):
         hooks.setdefault(client_id, []).append((hook_id, events))
     return hooks
@@ -317,10 +309,7 @@ def enqueue_session_events(
     if not events:
         return
     if hooks is None:
-        hooks = [
-            (row[0], row[1])
-            for row in connection.execute(_SUBSCRIBED_HOOKS, {"client_id": owner_id})
-        ]
+        hooks = subscribed_hooks(connection, [owner_id]).get(owner_id, [])
     if not hooks:
         return
     now = utc_now()
