@@ -9,6 +9,7 @@ deployment). prometheus_client then keeps every process's values in files there,
 import os
 import re
 import time
+from functools import lru_cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -50,6 +51,16 @@ UNMATCHED_ROUTE = "unmatched"
 _CONVERTER = re.compile(r":[a-z]+}")
 
 
+@lru_cache(maxsize=1024)
+def _series(method: str, path: str | None, status: int) -> tuple[Counter, Histogram]:
+    """The (count, latency) series of one method, route and status: looked up once.
+
+    The key is bounded: route templates, not raw paths (methods and statuses are few)."""
+    template = _CONVERTER.sub("}", path or UNMATCHED_ROUTE)
+    labels = {"method": method, "route": template, "status": str(status)}
+    return HTTP_REQUESTS.labels(**labels), HTTP_LATENCY.labels(**labels)
+
+
 def render() -> tuple[bytes, str]:
     """The exposition body and its content type."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -82,8 +93,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = scope.get("route")
-            template = _CONVERTER.sub("}", getattr(route, "path", None) or UNMATCHED_ROUTE)
-            labels = {"method": scope["method"], "route": template, "status": str(status)}
-            HTTP_REQUESTS.labels(**labels).inc()
-            HTTP_LATENCY.labels(**labels).observe(time.perf_counter() - started)
+            count, latency = _series(
+                scope["method"], getattr(scope.get("route"), "path", None), status
+            )
+            count.inc()
+            latency.observe(time.perf_counter() - started)

@@ -3,7 +3,9 @@
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.errors import PROBLEM_MEDIA_TYPE, Problem, title_for
 
@@ -30,10 +32,28 @@ def _implied_statuses(operation: dict[str, Any]) -> list[str]:
     return codes
 
 
+def _declared_security(dependant: Dependant) -> list[dict[str, list[str]]]:
+    """The security requirement a dependency carries as `openapi_security` (one that reads
+    its credentials itself rather than through FastAPI's security dependencies), if any."""
+    for dependency in dependant.dependencies:
+        declared = getattr(dependency.call, "openapi_security", None) or _declared_security(
+            dependency
+        )
+        if declared:
+            return list(declared)
+    return []
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and (security := _declared_security(route.dependant)):
+            for method in route.methods:
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation.setdefault("security", security)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components["Problem"].pop("$defs", None)

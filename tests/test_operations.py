@@ -60,6 +60,18 @@ def test_docs_and_openapi(client):
     for status in ("200", "201", "401", "409", "413", "422"):
         assert status in create
     assert list(create["422"]["content"]) == ["application/problem+json"]
+    # The writes read their credentials without FastAPI's security dependencies: their
+    # security requirement is still published, like every other authenticated route's.
+    either = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    paths = schema["paths"]
+    for path, method in [
+        ("/v1/sessions", "post"),
+        ("/v1/sessions/batch", "post"),
+        ("/v1/sessions/{session_id}", "patch"),
+        ("/v1/sessions/{session_id}", "delete"),
+        ("/v1/sessions", "get"),
+    ]:
+        assert paths[path][method]["security"] == either, (method, path)
 
 
 def test_unhandled_error_is_a_bare_500(client, monkeypatch):
