@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = Field(default=5, ge=2)
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    # WAL pages written before a commit copies them back into the database file (SQLite's
+    # default is 1000). Less often means fewer copies of pages that change again and fewer
+    # syncs; the WAL file grows to this many pages (4 KiB each) before it is reused.
+    sqlite_wal_autocheckpoint: int = Field(default=4000, ge=1)
     login_limit_per_account: str = "10/minute"
     login_limit_per_address: str = "100/minute"
     rate_limit_storage_url: str = "memory://"

@@ -3,6 +3,7 @@ that gives requests their turn at the database, and DriverConnection for the hot
 
 import asyncio
 import contextvars
+import logging
 import threading
 import weakref
 from collections.abc import (
@@ -31,6 +32,8 @@ from sqlmodel import Session
 from api.config import Settings
 from api.errors import BadRequest
 
+logger = logging.getLogger("releaselog.db")
+
 
 def _configure_sqlite(engine: Engine, settings: Settings) -> None:
     @event.listens_for(engine, "connect")
@@ -45,6 +48,7 @@ def _configure_sqlite(engine: Engine, settings: Settings) -> None:
         # process (the commit is in the WAL file, which the OS writes out); FULL also survives
         # a power cut or OS crash, at the price of an fsync per commit. See SQLITE_SYNCHRONOUS.
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(settings.sqlite_wal_autocheckpoint)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -341,6 +345,22 @@ class DriverConnection:
 Executes = Connection | DriverConnection
 
 
+def wal_checkpoint(engine: Engine) -> None:
+    """SQLite: copy the pages the WAL holds back into the database file, so that the next
+    write can start the WAL over. PASSIVE: it neither waits for nor blocks readers and
+    writers. Done here, shortly after writes (GroupCommit's follow-up), rather than by the
+    commit that fills the WAL, inside the write lock while every queued write waits
+    (SQLITE_WAL_AUTOCHECKPOINT stays the bound for when this falls behind)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        cursor.fetchall()
+        cursor.close()
+    finally:
+        raw.close()
+
+
 @contextmanager
 def driver_transaction(engine: Engine) -> Iterator[DriverConnection]:
     """One write transaction through DriverConnection; the block commits, and anything it
@@ -400,6 +420,8 @@ class _GroupQueue:
 
     waiting: list[_Queued]
     task: "asyncio.Task[None] | None" = None
+    # The follow-up of the latest commits: scheduled (a timer), then running (a task).
+    follow_up: "asyncio.TimerHandle | asyncio.Task[None] | None" = None
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -416,6 +438,10 @@ class GroupCommit(Generic[Item, Result]):
     group, the group rolls back and each item is written again alone, in a transaction of its
     own, so only a failing item fails and every other one commits as it would have alone.
     An item whose request is cancelled is still written with its group.
+
+    `follow_up()`, when given, runs in a worker thread (in a turn of its own) `follow_up_delay`
+    seconds after a group commits, once for all the groups that commit meanwhile, never in
+    the path of a write: for upkeep the commits make due, such as a WAL checkpoint.
     """
 
     def __init__(
@@ -426,12 +452,16 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_group: int = 64,
         committed: Callable[[int], object] | None = None,
+        follow_up: Callable[[], object] | None = None,
+        follow_up_delay: float = 0.1,
     ) -> None:
         self.engine = engine
         self.gate = gate
         self.max_group = max_group
+        self.follow_up_delay = follow_up_delay
         self._write = write
         self._committed = committed  # told how many items each transaction committed
+        self._follow_up = follow_up
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupQueue] = (
             weakref.WeakKeyDictionary()
         )
@@ -467,8 +497,30 @@ class GroupCommit(Generic[Item, Result]):
                         queued.future.set_result(value)
                     else:
                         queued.future.set_exception(value)
+                if any(ok for ok, _value in outcomes):
+                    self._follow_up_soon(queue, loop)
         finally:
             queue.task = None
+
+    def _follow_up_soon(self, queue: _GroupQueue, loop: asyncio.AbstractEventLoop) -> None:
+        if self._follow_up is not None and queue.follow_up is None:
+            queue.follow_up = loop.call_later(
+                self.follow_up_delay, self._start_follow_up, queue, loop
+            )
+
+    def _start_follow_up(self, queue: _GroupQueue, loop: asyncio.AbstractEventLoop) -> None:
+        queue.follow_up = loop.create_task(self._run_follow_up(queue))
+
+    async def _run_follow_up(self, queue: _GroupQueue) -> None:
+        assert self._follow_up is not None
+        loop = asyncio.get_running_loop()
+        try:
+            async with self.gate.turn({}):
+                await loop.run_in_executor(self.gate.writers, self._follow_up)
+        except Exception:  # upkeep: the commits it follows stand; the next one tries again
+            logger.exception("The follow-up of a group commit failed")
+        finally:
+            queue.follow_up = None
 
     def _run(self, group: list[_Queued]) -> list[tuple[bool, Any]]:
         """In a worker thread: the group in one transaction, or, when that fails, each item

@@ -4,12 +4,13 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
-from api.db import GroupCommit, create_db_engine, database_gate
+from api.db import GroupCommit, create_db_engine, database_gate, wal_checkpoint
 from api.errors import install_error_handlers
 from api.logs import configure_logging
 from api.metrics import SESSIONS_CREATED, MetricsMiddleware
@@ -78,8 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = create_db_engine(settings)
     app.state.db_gate = database_gate(settings)
+    engine = app.state.engine
     app.state.session_creates = GroupCommit(
-        app.state.engine, app.state.db_gate, insert_sessions, committed=SESSIONS_CREATED.inc
+        engine,
+        app.state.db_gate,
+        insert_sessions,
+        committed=SESSIONS_CREATED.inc,
+        follow_up=partial(wal_checkpoint, engine) if engine.dialect.name == "sqlite" else None,
     )
     app.state.login_limiter = LoginLimiter(settings)
 

@@ -3,6 +3,7 @@ would, fail as SQLAlchemy would, a request's database turn cannot deadlock itsel
 that share a commit (GroupCommit) succeed and fail exactly as they would alone."""
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from api.db import DatabaseGate, GroupCommit, driver_transaction
+from api.db import DatabaseGate, GroupCommit, driver_transaction, wal_checkpoint
 from api.errors import BadRequest, Unauthorized
 from api.services.sessions import (
     _SESSION_TABLE,
@@ -220,3 +221,103 @@ def test_a_group_queues_webhook_events_for_exactly_the_owners_with_subscribed_co
     alices = [new.session_id for new in creates if new.owner_id == uuid.UUID(alice.id)]
     assert sorted(item["session_id"] for item in queued["items"]) == sorted(map(str, alices))
     assert {item["event_type"] for item in queued["items"]} == {"session.created"}
+
+
+def test_the_follow_up_runs_once_after_a_burst_of_commits_and_never_in_their_path(
+    app: FastAPI, alice: Person
+) -> None:
+    owner = uuid.UUID(alice.id)
+    followed: list[bool] = []
+    group = GroupCommit(
+        app.state.engine,
+        app.state.db_gate,
+        insert_sessions,
+        follow_up=lambda: followed.append(True),
+        follow_up_delay=0.05,
+    )
+
+    def create() -> NewSession:
+        return new_session(owner, SessionCreate.model_validate(session_body()))
+
+    async def run() -> tuple[list[bool], list[bool]]:
+        await asyncio.gather(*(group.submit(create()) for _ in range(3)))
+        await group.submit(create())  # a second group, before the follow-up is due
+        right_after = list(followed)
+        await asyncio.sleep(0.3)
+        return right_after, list(followed)
+
+    right_after, later = asyncio.run(run())
+
+    assert right_after == []  # the writes were acknowledged without waiting for it
+    assert later == [True]  # one follow-up for both groups
+
+
+def test_a_failing_follow_up_leaves_the_writes_and_the_next_ones_alone(
+    app: FastAPI, alice: Person, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = uuid.UUID(alice.id)
+
+    def broken() -> None:
+        raise RuntimeError("disk trouble")
+
+    group = GroupCommit(
+        app.state.engine, app.state.db_gate, insert_sessions, follow_up=broken, follow_up_delay=0
+    )
+    first, second = (new_session(owner, SessionCreate.model_validate(session_body())) for _ in "ab")
+
+    async def run() -> list[object]:
+        results = [await group.submit(first)]
+        await asyncio.sleep(0.1)  # the follow-up ran, and failed
+        results.append(await group.submit(second))
+        return results
+
+    assert asyncio.run(run()) == [first.created, second.created]
+    assert "follow-up of a group commit failed" in caplog.text
+    assert [session_id for session_id, _seq in _feed(app, owner)] == [
+        first.session_id,
+        second.session_id,
+    ]
+
+
+def test_a_wal_checkpoint_copies_the_writes_into_the_database_file(
+    app: FastAPI, alice: Person
+) -> None:
+    engine = app.state.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    path = engine.url.database
+    new = new_session(uuid.UUID(alice.id), SessionCreate.model_validate(session_body()))
+    with driver_transaction(engine) as connection:
+        insert_sessions(connection, [new])
+        connection.commit()
+
+    def in_database_file() -> bool:
+        # immutable=1 reads the database file alone, as if there were no WAL.
+        file = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            query = "SELECT count(*) FROM release_session WHERE id = ?"
+            return file.execute(query, (new.session_id.hex,)).fetchone()[0] == 1
+        finally:
+            file.close()
+
+    assert not in_database_file()  # committed, in the WAL only
+    wal_checkpoint(engine)
+    assert in_database_file()
+
+
+def test_sqlite_connections_checkpoint_at_the_configured_wal_size(app: FastAPI) -> None:
+    engine = app.state.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    with engine.connect() as connection:
+        pages = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert pages == app.state.settings.sqlite_wal_autocheckpoint == 4000
+
+
+def test_the_app_checkpoints_sqlite_after_creates_but_not_postgresql(app: FastAPI) -> None:
+    follow_up = app.state.session_creates._follow_up
+    if app.state.engine.dialect.name == "sqlite":
+        assert follow_up.func is wal_checkpoint
+        assert follow_up.args == (app.state.engine,)
+    else:
+        assert follow_up is None
