@@ -16,6 +16,7 @@ from api.deps import (
 )
 from api.errors import problem_responses
 from api.responses import model_json
+from api.routing import JSONBodyRoute
 from api.services import sessions as service
 from api.services import sync
 from models.catalog import MetricSlug, RegionSlug
@@ -30,7 +31,8 @@ from models.release_session import (
     Timestamp,
 )
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+# The creates take the JSON fast path (api/routing.py); the other routes are plain APIRoutes.
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JSONBodyRoute)
 
 READ_ERRORS = problem_responses(400, 401, 403, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 413, 422)
