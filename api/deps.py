@@ -104,7 +104,7 @@ def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
 
     The credentials are read by the same scheme objects, called here rather than declared as
     sub-dependencies: each level of dependency costs FastAPI's solver work on every request
-    (measured: about 9 % of a create's instructions for these two). The dependency carries
+    (measured: about 7 % of a create's instructions for these two). The dependency carries
     the security requirement those sub-dependencies would have declared, and api/openapi.py
     writes it into the schema of every route that depends on it.
     """

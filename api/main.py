@@ -81,9 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.engine = create_db_engine(settings)
+    app.state.engine = engine = create_db_engine(settings)
     app.state.db_gate = database_gate(settings)
-    engine = app.state.engine
     app.state.session_creates = GroupCommit(
         engine,
         app.state.db_gate,

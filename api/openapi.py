@@ -50,7 +50,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        if isinstance(route, APIRoute) and (security := _declared_security(route.dependant)):
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        if security := _declared_security(route.dependant):
             for method in route.methods:
                 operation = schema["paths"][route.path_format][method.lower()]
                 operation.setdefault("security", security)

@@ -5,8 +5,8 @@ decodes the JSON with the standard library, then validates the resulting dicts a
 against the model, and solves every dependency through its generic machinery. For a route
 whose body is one pydantic model and whose dependencies need nothing but the request,
 JSONBodyRoute first tries pydantic's own JSON validation, straight from the bytes (measured
-with callgrind: about 15 % of the instructions of a session create). That gives the same model as
-FastAPI's path for every body it accepts; anything else (another content type, an empty or
+with callgrind: about 15 % of the instructions of a session create). That gives the same model
+as FastAPI's path for every body it accepts; anything else (another content type, an empty or
 malformed body, any validation error, dependency overrides) goes through FastAPI's path, with
 the same Request, so errors and their order are FastAPI's own (broken JSON is 400 before the
 credentials are looked at; bad credentials are 401 before the schema is). tests/test_json_body
@@ -64,12 +64,12 @@ class JSONBodyRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
         route = _effective(self)
-        dependant: Dependant | None = route.dependant if route is not None else None
-        body_field = route.body_field if route is not None else None
-        model = body_field.field_info.annotation if body_field is not None else None
+        if route is None:
+            return fastapi_handler
+        dependant: Dependant = route.dependant
+        model = route.body_field.field_info.annotation if route.body_field else None
         if (
-            dependant is None
-            or not isinstance(model, type)
+            not isinstance(model, type)
             or not issubclass(model, BaseModel)
             or len(dependant.body_params) != 1
             or route._embed_body_fields
@@ -81,8 +81,10 @@ class JSONBodyRoute(APIRoute):
         request_name = dependant.request_param_name
         dependencies = [(d.name, d.call, d.request_param_name) for d in dependant.dependencies]
         # Nothing else may be asked for: the parameters are the body, the request and these.
-        expected = {body_name, request_name, *(name for name, _call, _param in dependencies)}
-        if _parameters(endpoint) != expected - {None}:
+        expected = {body_name, *(name for name, _call, _param in dependencies)}
+        if request_name is not None:
+            expected.add(request_name)
+        if _parameters(endpoint) != expected:
             return fastapi_handler
         assert endpoint is not None
 
