@@ -1,7 +1,22 @@
-"""Dependencies shared by the routes: the database session and the authenticated caller."""
+"""Dependencies shared by the routes: the database session and who the caller is.
+
+Every authentication dependency is named by what it guarantees:
+
+- `CallerDep` (authenticated_caller): an access token or API key whose account exists.
+- `reader_with(scope)`: the same, with `scope` (403 without it).
+- `writer_with(scope)`: a caller with `scope` whose account the write confirms: an access token
+  is checked here without the database (signature, claims, expiry), and the write's own
+  transaction locks the account row before it changes anything (sync.reserve_feed_positions,
+  401 when the account is gone), which spares every create a read of its own. An API key is
+  looked up here, which confirms the account too.
+- `AccountOwner`: the account's own access token (not an API key), account existing.
+
+tests/test_auth_everywhere.py enumerates every route and shows a deleted account's token and
+key answer 401 on each.
+"""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -9,12 +24,10 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.config import Settings
-from api.db import run_write
 from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
-
-T = TypeVar("T")
+from api.state import AppState, app_state
 
 # Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
 # credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
@@ -27,96 +40,78 @@ api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 async def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return app_state(request.app).settings
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
-    # Async so that the wait for the gate (api/db.py) and the close hold no worker thread.
-    async with request.app.state.db_gate.turn(request.scope):
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
+    # Async so that the wait for the gate (api/gate.py) and the close hold no worker thread.
+    state = app_state(request.app)
+    async with state.gate.turn(request.scope):
+        with Session(state.engine, expire_on_commit=False) as session:
             yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
-
-
-async def run_session_write(request: Request, write: Callable[..., T], *args: Any) -> T:
-    """`write(engine, *args)` through db.run_write, with the request's engine and turn."""
-    state = request.app.state
-    return await run_write(state.engine, state.db_gate, request.scope, write, *args)
-
-
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]
 
 
 def _authenticate(
-    db: Session, request: Request, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+    db: Session,
+    settings: Settings,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
 ) -> Caller:
+    """The one place that decides which credential counts; the account must exist."""
     if api_key:
         return accounts.caller_from_api_key(db, api_key)
     if bearer:
-        return accounts.caller_from_token(db, bearer.credentials, request.app.state.settings)
+        return accounts.caller_from_token(db, bearer.credentials, settings)
     raise Unauthorized()
 
 
-def _authenticate_alone(
-    request: Request, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+def authenticated_caller(
+    db: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
 ) -> Caller:
-    with Session(request.app.state.engine) as db:
-        return _authenticate(db, request, bearer, api_key)
+    return _authenticate(db, settings, bearer, api_key)
 
 
-def get_caller(db: SessionDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep) -> Caller:
-    return _authenticate(db, request, bearer, api_key)
+CallerDep = Annotated[Caller, Depends(authenticated_caller)]
 
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-def scoped(scope: str) -> Callable[..., Caller]:
-    """A dependency: the caller, refused with 403 when their credential lacks `scope`.
-
-    It authenticates itself rather than depending on get_caller: every level of dependency
-    costs FastAPI work on each request, and these guard the hottest routes.
-    """
+def reader_with(scope: str) -> Callable[..., Caller]:
+    """A dependency: an authenticated caller whose credential has `scope` (403 otherwise)."""
 
     def dependency(
-        db: SessionDep, request: Request, bearer: BearerDep, api_key: ApiKeyDep
+        db: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
     ) -> Caller:
-        caller = _authenticate(db, request, bearer, api_key)
+        caller = _authenticate(db, settings, bearer, api_key)
         require_scope(caller, scope)
         return caller
 
     return dependency
 
 
-def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency for writes to the caller's sessions: the caller as their credential names
-    them, refused with 403 when it lacks `scope`, without a worker thread of its own.
+def writer_with(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency for writes to the caller's own sessions: a caller with `scope` whose
+    account the write confirms in its own transaction (see the module's docstring).
 
-    An access token is checked here without the database (signature, claims, expiry); the
-    write itself confirms the account, in its own transaction (sync.next_feed_seq). Any other
-    credential goes through _authenticate, in a worker thread, in the request's database turn
-    (an API key is looked up).
-
-    The credentials are read by the same scheme objects, called here rather than declared as
-    sub-dependencies: each level of dependency costs FastAPI's solver work on every request
-    (measured: about 7 % of a create's instructions for these two). The dependency carries
-    the security requirement those sub-dependencies would have declared, and api/openapi.py
-    writes it into the schema of every route that depends on it.
+    The credentials are read by calling the same scheme objects rather than declaring them as
+    sub-dependencies (each level costs FastAPI's solver work on the hottest routes); the
+    dependency carries the security requirement they would have declared, and
+    api/openapi.py writes it into the schema of every route that depends on it.
     """
 
     async def dependency(request: Request) -> Caller:
         bearer = await bearer_scheme(request)
         api_key = await api_key_scheme(request)
+        state = app_state(request.app)
         if bearer and not api_key:
-            caller = accounts.claimed_caller(bearer.credentials, request.app.state.settings)
-        else:  # the one place that decides which credential counts, and refuses none
-            async with request.app.state.db_gate.turn(request.scope):
-                caller = await run_in_threadpool(_authenticate_alone, request, bearer, api_key)
+            caller = accounts.token_caller(bearer.credentials, state.settings)
+        else:  # an API key is looked up: in a worker thread, in the request's turn
+            async with state.gate.turn(request.scope):
+                caller = await run_in_threadpool(_authenticate_alone, state, bearer, api_key)
         require_scope(caller, scope)
         return caller
 
@@ -126,18 +121,25 @@ def claimed(scope: str) -> Callable[..., Awaitable[Caller]]:
     return dependency
 
 
-async def _account_owner(caller: CallerDep) -> Caller:
+def _authenticate_alone(
+    state: AppState, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+) -> Caller:
+    with Session(state.engine) as db:
+        return _authenticate(db, state.settings, bearer, api_key)
+
+
+async def account_owner(caller: CallerDep) -> Caller:
     """Account management needs the person's own token: an API key cannot mint keys."""
     if caller.api_key_id is not None:
         raise Forbidden("Use an access token, not an API key, to manage the account.")
     return caller
 
 
-AccountOwner = Annotated[Caller, Depends(_account_owner)]
-SessionsReader = Annotated[Caller, Depends(scoped("sessions:read"))]
-SessionsWriter = Annotated[Caller, Depends(claimed("sessions:write"))]
-SummariesReader = Annotated[Caller, Depends(scoped("summaries:read"))]
-ClientsReader = Annotated[Caller, Depends(scoped("clients:read"))]
+AccountOwner = Annotated[Caller, Depends(account_owner)]
+SessionsReader = Annotated[Caller, Depends(reader_with("sessions:read"))]
+SessionsWriter = Annotated[Caller, Depends(writer_with("sessions:write"))]
+SummariesReader = Annotated[Caller, Depends(reader_with("summaries:read"))]
+ClientsReader = Annotated[Caller, Depends(reader_with("clients:read"))]
 
 # Every list: `?limit=` 1..200 (default 50) and the opaque `?cursor=` of the previous page.
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]

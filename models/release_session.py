@@ -136,6 +136,10 @@ class Rating(SQLModel, table=True):
     after: float | None = SQLField(default=None, sa_column=Column(Float, nullable=True))
 
 
+# The Core tables, for statements that need no ORM objects (every session write and page read).
+SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
+RATING_TABLE = Rating.__table__  # type: ignore[attr-defined]
+
 # --- API schemas -------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 from alembic import command
 from api.config import Settings
 from api.main import create_app
+from api.state import app_state
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -111,8 +112,8 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
-    app.state.login_limiter.reset()
-    engine = app.state.engine
+    app_state(app).login_limiter.reset()
+    engine = app_state(app).engine
     with engine.begin() as connection:
         for table in reversed(SQLModel.metadata.sorted_tables):
             connection.execute(table.delete())

@@ -16,6 +16,7 @@ from sqlmodel import Session
 import api.security
 from api.main import create_app
 from api.middleware import BodySizeLimitMiddleware
+from api.state import app_state
 from models.user import User
 
 PROBLEM = "application/problem+json"
@@ -57,7 +58,7 @@ def strict_address_app(database_url: str, app: FastAPI) -> Iterator[FastAPI]:  #
     # `app`: the database is migrated, and emptied after the test.
     strict = create_app(make_settings(database_url, login_limit_per_address="3/minute"))
     yield strict
-    strict.state.engine.dispose()
+    app_state(strict).engine.dispose()
 
 
 def test_the_per_address_limit_is_configurable(strict_address_app: FastAPI) -> None:
@@ -249,7 +250,7 @@ def test_a_forged_or_stale_token_is_401(client: TestClient, alice: Person, forge
 
 def test_a_deleted_users_token_is_401(client: TestClient, app: FastAPI, alice: Person) -> None:
     assert client.get("/v1/me", headers=alice.headers).status_code == 200
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         db.delete(db.get(User, uuid.UUID(alice.id)))
         db.commit()
 

@@ -5,6 +5,7 @@ import uuid
 import pytest
 from sqlmodel import Session, delete, func, select
 
+from api.state import app_state
 from models.release_session import ReleaseSession
 from models.user import User
 from tests.conftest import Person
@@ -173,7 +174,7 @@ def test_api_keys_are_stored_hashed(client, app, alice: Person):
     key = client.post(
         "/v1/api-keys", json={"name": "x", "scopes": ["sessions:read"]}, headers=alice.headers
     ).json()["key"]
-    with app.state.engine.connect() as connection:
+    with app_state(app).engine.connect() as connection:
         stored = connection.exec_driver_sql("SELECT key_hash FROM api_key").scalar_one()
         password = connection.exec_driver_sql("SELECT password_hash FROM user_account").first()[0]
     assert key not in stored
@@ -207,7 +208,7 @@ def test_api_key_list_is_cursor_paginated(client, alice: Person):
 def test_token_of_a_removed_account_is_401_everywhere(client, app, alice: Person):
     """Writes check the account inside their own transaction (no separate look-up first):
     the token of an account removed since it was issued still gets 401, and stores nothing."""
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         db.execute(delete(User).where(User.id == uuid.UUID(alice.id)))  # type: ignore[arg-type]
         db.commit()
     headers = alice.headers
@@ -223,5 +224,5 @@ def test_token_of_a_removed_account_is_401_everywhere(client, app, alice: Person
         assert answer.status_code == 401, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.headers["www-authenticate"] == "Bearer"
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         assert db.exec(select(func.count()).select_from(ReleaseSession)).one() == 0

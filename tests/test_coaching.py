@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from api.state import app_state
 from models.coaching import Grant, Invite
 from tests.factories import api_key, link, session_body
 
@@ -23,12 +24,12 @@ def _redeem(client, person, code: str):
 
 
 def _invites(app) -> list[Invite]:
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         return list(db.execute(select(Invite)).scalars())
 
 
 def _grants(app) -> list[Grant]:
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         return list(db.execute(select(Grant)).scalars())
 
 
@@ -101,7 +102,7 @@ def test_a_used_code_is_404_and_changes_nothing(client, app, make_person):
 def test_an_expired_code_is_404_and_changes_nothing(client, app, make_person):
     coach, person = make_person("Coach"), make_person("Client")
     code = _invite(client, coach)
-    with app.state.engine.begin() as connection:
+    with app_state(app).engine.begin() as connection:
         connection.execute(
             update(Invite).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )

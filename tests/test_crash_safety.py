@@ -23,6 +23,8 @@ from fastapi import FastAPI
 from serverproc import ServerProcess, fresh_database, is_postgres
 from sqlalchemy import create_engine, text
 
+from api.state import app_state
+
 WRITERS = 4
 ACKNOWLEDGED_BEFORE_KILL = 40
 
@@ -107,9 +109,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
 
 
 def test_sqlite_connections_use_wal_and_the_configured_synchronous(app: FastAPI) -> None:
-    if app.state.engine.dialect.name != "sqlite":
+    if app_state(app).engine.dialect.name != "sqlite":
         pytest.skip("a SQLite setting")
-    with app.state.engine.connect() as connection:
+    with app_state(app).engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000

@@ -1,100 +1,54 @@
-"""The database layer's own guarantees: driver-level writes store exactly what SQLAlchemy
-would, fail as SQLAlchemy would, a request's database turn cannot deadlock itself, and writes
-that share a commit (GroupCommit) succeed and fail exactly as they would alone."""
+"""The database layer's own guarantees: a write transaction keeps only what it commits, no
+statement stores NUL, a request's database turn cannot deadlock itself, and writes that share
+a commit (GroupCommit) succeed and fail exactly as they would alone."""
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlmodel import Session
 
-from api.db import DatabaseGate, GroupCommit, driver_transaction, wal_checkpoint
+from api.db import wal_checkpoint, write_transaction
 from api.errors import BadRequest, Unauthorized
-from api.services.sessions import (
-    _SESSION_TABLE,
-    IdTaken,
-    NewSession,
-    insert_sessions,
-    new_session,
-)
-from models.release_session import SessionCreate
+from api.gate import DatabaseGate
+from api.group_commit import GroupCommit
+from api.services.sessions import IdTaken, NewSession, create_sessions, new_session
+from api.state import app_state
+from models.release_session import SESSION_TABLE, SessionCreate
+from models.user import User
 from tests.conftest import Person
 from tests.factories import session_body
 from tests.webhook_support import grant
 
-_INSERT = insert(_SESSION_TABLE)
+
+def test_a_write_transaction_keeps_only_what_its_block_commits(app: FastAPI, alice: Person) -> None:
+    engine = app_state(app).engine
+    owner = uuid.UUID(alice.id)
+    with Session(engine) as db, write_transaction(db) as connection:
+        connection.execute(update(User).where(User.id == owner).values(display_name="Uncommitted"))
+    with Session(engine) as db:
+        with contextlib.suppress(RuntimeError), write_transaction(db) as connection:
+            connection.execute(update(User).where(User.id == owner).values(display_name="Failed"))
+            raise RuntimeError
+        with write_transaction(db) as connection:
+            connection.execute(update(User).where(User.id == owner).values(display_name="Kept"))
+            db.commit()
+    with Session(engine) as db:
+        assert db.get(User, owner).display_name == "Kept"
 
 
-def _row(owner: str, **overrides: object) -> dict[str, object]:
-    moment = datetime(2026, 11, 20, 6, 30, 0, 123456, tzinfo=UTC)
-    row: dict[str, object] = {
-        "id": uuid.uuid4(),
-        "user_id": uuid.UUID(owner),
-        "started_at": moment,
-        "ended_at": None,
-        "tool": "foam_roller",
-        "water_before_ml": 400.0,
-        "water_after_ml": 350.5,
-        "felt_unwell_after": False,
-        "notes": "left side tender",
-        "complete": True,
-        "version": 1,
-        "created_at": moment,
-        "updated_at": moment,
-        "deleted_at": None,
-        "change_seq": 0,
-        "create_hash": "f" * 64,
-    }
-    row.update(overrides)
-    return row
-
-
-def _stored_rows(app: FastAPI) -> list[dict[str, object]]:
-    """Every session as the database holds it (the driver's own values, no SQLAlchemy types),
-    in feed order, without the columns that differ by design."""
-    with app.state.engine.connect() as connection:
-        raw = connection.exec_driver_sql("SELECT * FROM release_session ORDER BY change_seq")
-        return [
-            {key: value for key, value in row.items() if key not in ("id", "change_seq")}
-            for row in raw.mappings()
-        ]
-
-
-def test_a_driver_write_stores_exactly_what_sqlalchemy_stores(app: FastAPI, alice: Person) -> None:
-    by_driver, by_sqlalchemy = _row(alice.id, change_seq=1), _row(alice.id, change_seq=2)
-    with driver_transaction(app.state.engine) as connection:
-        assert connection.execute(_INSERT, by_driver) == []
-        connection.commit()
-    with app.state.engine.begin() as connection:
-        connection.execute(_INSERT, by_sqlalchemy)
-
-    driver_row, sqlalchemy_row = _stored_rows(app)
-    assert driver_row == sqlalchemy_row
-    # ... and reads come back through SQLAlchemy's result processors as the same values.
-    with driver_transaction(app.state.engine) as connection:
-        found = connection.execute(
-            select(_SESSION_TABLE.c.id, _SESSION_TABLE.c.started_at).where(
-                _SESSION_TABLE.c.id.in_([by_driver["id"]])
-            ),
-            {},
-        )
-    assert found == [(by_driver["id"], by_driver["started_at"])]
-
-
-def test_a_driver_write_fails_as_sqlalchemy_and_leaves_nothing(app: FastAPI, alice: Person) -> None:
-    first = _row(alice.id, change_seq=1)
-    with pytest.raises(IntegrityError), driver_transaction(app.state.engine) as connection:
-        connection.execute(_INSERT, [_row(alice.id, change_seq=2), first, first])
-    with pytest.raises(BadRequest), driver_transaction(app.state.engine) as connection:
-        connection.execute(_INSERT, _row(alice.id, notes="nul \x00 inside", change_seq=3))
-    with driver_transaction(app.state.engine) as connection:
-        assert connection.execute(select(_SESSION_TABLE.c.id), {}) == []
+def test_no_statement_can_store_a_nul_character(app: FastAPI, alice: Person) -> None:
+    owner = uuid.UUID(alice.id)
+    with Session(app_state(app).engine) as db, write_transaction(db) as connection:
+        with pytest.raises(BadRequest):
+            connection.execute(update(User).where(User.id == owner).values(display_name="a\x00b"))
 
 
 def test_a_request_holding_its_turn_never_waits_for_a_second() -> None:
@@ -124,9 +78,14 @@ Creates = GroupCommit[NewSession, object]
 
 def _creates(app: FastAPI, commits: list[int]) -> Creates:
     """The app's kind of group commit, telling `commits` how many creates each one held."""
-    return GroupCommit(
-        app.state.engine, app.state.db_gate, insert_sessions, committed=commits.append
-    )
+    engine = app_state(app).engine
+
+    def write(creates: list[NewSession]) -> list[object]:
+        results: list[object] = list(create_sessions(engine, creates))
+        commits.append(len(creates))
+        return results
+
+    return GroupCommit(app_state(app).gate, write)
 
 
 def _submit_together(group: Creates, creates: list[NewSession]) -> list[object]:
@@ -140,11 +99,11 @@ def _submit_together(group: Creates, creates: list[NewSession]) -> list[object]:
 
 
 def _feed(app: FastAPI, owner: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
-    with app.state.engine.connect() as connection:
+    with app_state(app).engine.connect() as connection:
         rows = connection.execute(
-            select(_SESSION_TABLE.c.id, _SESSION_TABLE.c.change_seq)
-            .where(_SESSION_TABLE.c.user_id == owner)
-            .order_by(_SESSION_TABLE.c.change_seq)
+            select(SESSION_TABLE.c.id, SESSION_TABLE.c.change_seq)
+            .where(SESSION_TABLE.c.user_id == owner)
+            .order_by(SESSION_TABLE.c.change_seq)
         )
         return [(row.id, row.change_seq) for row in rows]
 
@@ -189,6 +148,7 @@ def test_a_failing_write_fails_alone_and_its_group_commits_without_it(
 
     assert [results[0], results[2], results[5]] == [new.created for new in fine]
     assert isinstance(results[1], IdTaken)
+    assert results[1].replay is None  # not a replay: someone else's id
     assert isinstance(results[3], Unauthorized)
     assert isinstance(results[4], BadRequest)
     # The group rolled back and ran each write alone: three commits, one per good write.
@@ -229,9 +189,8 @@ def test_the_follow_up_runs_once_after_a_burst_of_commits_and_never_in_their_pat
     owner = uuid.UUID(alice.id)
     followed: list[bool] = []
     group = GroupCommit(
-        app.state.engine,
-        app.state.db_gate,
-        insert_sessions,
+        app_state(app).gate,
+        partial(create_sessions, app_state(app).engine),
         follow_up=lambda: followed.append(True),
         follow_up_delay=0.05,
     )
@@ -261,7 +220,10 @@ def test_a_failing_follow_up_leaves_the_writes_and_the_next_ones_alone(
         raise RuntimeError("disk trouble")
 
     group = GroupCommit(
-        app.state.engine, app.state.db_gate, insert_sessions, follow_up=broken, follow_up_delay=0
+        app_state(app).gate,
+        partial(create_sessions, app_state(app).engine),
+        follow_up=broken,
+        follow_up_delay=0,
     )
     first, second = (new_session(owner, SessionCreate.model_validate(session_body())) for _ in "ab")
 
@@ -282,14 +244,12 @@ def test_a_failing_follow_up_leaves_the_writes_and_the_next_ones_alone(
 def test_a_wal_checkpoint_copies_the_writes_into_the_database_file(
     app: FastAPI, alice: Person
 ) -> None:
-    engine = app.state.engine
+    engine = app_state(app).engine
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's write-ahead log")
     path = engine.url.database
     new = new_session(uuid.UUID(alice.id), SessionCreate.model_validate(session_body()))
-    with driver_transaction(engine) as connection:
-        insert_sessions(connection, [new])
-        connection.commit()
+    create_sessions(engine, [new])
 
     def in_database_file() -> bool:
         # immutable=1 reads the database file alone, as if there were no WAL.
@@ -306,18 +266,19 @@ def test_a_wal_checkpoint_copies_the_writes_into_the_database_file(
 
 
 def test_sqlite_connections_checkpoint_at_the_configured_wal_size(app: FastAPI) -> None:
-    engine = app.state.engine
+    engine = app_state(app).engine
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite's write-ahead log")
     with engine.connect() as connection:
         pages = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-    assert pages == app.state.settings.sqlite_wal_autocheckpoint == 4000
+    assert pages == app_state(app).settings.sqlite_wal_autocheckpoint == 4000
 
 
 def test_the_app_checkpoints_sqlite_after_creates_but_not_postgresql(app: FastAPI) -> None:
-    follow_up = app.state.session_creates._follow_up
-    if app.state.engine.dialect.name == "sqlite":
+    follow_up = app_state(app).session_creates._follow_up
+    if app_state(app).engine.dialect.name == "sqlite":
+        assert follow_up is not None
         assert follow_up.func is wal_checkpoint
-        assert follow_up.args == (app.state.engine,)
+        assert follow_up.args == (app_state(app).engine,)
     else:
         assert follow_up is None

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.logs import JsonFormatter
 from api.main import create_app
+from api.state import app_state
 
 DASHBOARD = "https://coach.example.com"
 
@@ -45,7 +46,7 @@ def cors_app(database_url: str, app: FastAPI) -> Iterator[FastAPI]:  # noqa: ARG
     # `app`: the database is migrated, and emptied after the test.
     with_cors = create_app(make_settings(database_url, cors_origins=[DASHBOARD]))
     yield with_cors
-    with_cors.state.engine.dispose()
+    app_state(with_cors).engine.dispose()
 
 
 def _preflight(client: TestClient, origin: str) -> object:

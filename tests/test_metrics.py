@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.services.webhook_worker import deliver_due
+from api.state import app_state
 from tests.conftest import Person
 from tests.factories import session_body
 from tests.webhook_support import Receiver, grant
@@ -74,8 +75,8 @@ def test_webhook_deliveries_are_counted_by_outcome(
         )
         client.post("/v1/sessions", json=session_body(), headers=alice.headers)
         start = datetime.now(UTC)
-        deliver_due(app.state.engine, app.state.settings, start)
-        deliver_due(app.state.engine, app.state.settings, start + timedelta(hours=1))
+        deliver_due(app_state(app).engine, app_state(app).settings, start)
+        deliver_due(app_state(app).engine, app_state(app).settings, start + timedelta(hours=1))
         assert (
             sample(client, "releaselog_webhook_delivery_attempts_total", outcome="retry")
             == retry + 1

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
+from api.state import app_state
 from tests.conftest import make_settings
 
 
@@ -123,7 +124,7 @@ def test_readyz_follows_postgresql_through_a_proxy(database_url: str) -> None:
             _assert_ready(client)
             _assert_ready(client)
     finally:
-        app.state.engine.dispose()
+        app_state(app).engine.dispose()
         proxy.stop()
 
 
@@ -138,7 +139,7 @@ def test_readyz_follows_sqlite(database_url: str, tmp_path: Path) -> None:
             directory.mkdir()
             _assert_ready(client)
     finally:
-        app.state.engine.dispose()
+        app_state(app).engine.dispose()
 
 
 def test_readyz_gives_up_on_a_server_that_never_answers() -> None:
@@ -156,4 +157,4 @@ def test_readyz_gives_up_on_a_server_that_never_answers() -> None:
             with TestClient(app, raise_server_exceptions=False) as client:
                 _assert_unready(client)
         finally:
-            app.state.engine.dispose()
+            app_state(app).engine.dispose()

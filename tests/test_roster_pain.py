@@ -7,6 +7,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from api.services.roster import NO_PAIN_DATA, roster_pain
+from api.state import app_state
 from tests.factories import link
 from tests.summary_data import log_session, rating
 
@@ -46,7 +47,7 @@ def test_roster_pain_on_crafted_data(client, app, make_person):
 
     ids = [uuid.UUID(person.id) for person in (worsening, flared, sparse, idle)]
     statements: list[str] = []
-    engine = app.state.engine
+    engine = app_state(app).engine
 
     def count(*args) -> None:
         statements.append(args[2])
@@ -83,7 +84,7 @@ def test_roster_pain_on_crafted_data(client, app, make_person):
 
 
 def test_roster_pain_of_nobody(app):
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         assert roster_pain(db, [], datetime.now(UTC)) == {}
 
 

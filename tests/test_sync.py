@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from api.db import driver_transaction
 from api.services import sessions as service
 from api.services.sync import changed_sessions, encode_token, purge_tombstones
+from api.state import app_state
 from models.release_session import ReleaseSession, SessionCreate, SessionUpdate
 from tests.conftest import Person
 from tests.factories import session_body
@@ -106,7 +106,7 @@ def test_tokens_older_than_purged_tombstones_get_410(client, app, alice: Person)
     client.post("/v1/sessions", json=deleted, headers=alice.headers)
     client.delete(f"/v1/sessions/{deleted['id']}", headers=alice.headers)
     long_ago = datetime.now(UTC) - timedelta(days=400)
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         db.execute(
             update(ReleaseSession)
             .where(ReleaseSession.id == uuid.UUID(deleted["id"]))
@@ -133,7 +133,7 @@ def test_concurrent_writers_never_hide_a_change_from_a_poller(app, alice: Person
     The poller keeps the latest version it saw of each session; after a final drain it must
     hold every session in its final state, and must never see a version go backwards.
     """
-    engine = app.state.engine
+    engine = app_state(app).engine
     owner = uuid.UUID(alice.id)
     writers, per_writer = 4, 15
     done = threading.Event()
@@ -154,9 +154,7 @@ def test_concurrent_writers_never_hide_a_change_from_a_poller(app, alice: Person
                     else:
                         data = SessionCreate.model_validate(session_body())
                         new = service.new_session(owner, data)
-                        with driver_transaction(engine) as connection:
-                            [created] = service.insert_sessions(connection, [new])
-                            connection.commit()
+                        [created] = service.create_sessions(engine, [new])
                         mine.append(created.id)
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)

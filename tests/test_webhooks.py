@@ -20,6 +20,7 @@ from api.main import create_app
 from api.services import webhook_worker
 from api.services.webhook_worker import claim_due, deliver_due, retry_delay
 from api.services.webhooks import UnsafeTarget, check_target, public_addresses
+from api.state import app_state
 from models.webhook import WebhookDelivery
 from tests.conftest import Person, make_settings
 from tests.factories import session_body
@@ -51,7 +52,7 @@ def deliveries(client: TestClient, person: Person, webhook_id: str) -> list[dict
 
 
 def run_worker(app: FastAPI, now: datetime | None = None) -> int:
-    return deliver_due(app.state.engine, app.state.settings, now)
+    return deliver_due(app_state(app).engine, app_state(app).settings, now)
 
 
 # --- subscriptions -------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def test_the_api_refuses_private_targets_when_not_allowed(
             )
             assert ok.status_code == 201
     finally:
-        strict.state.engine.dispose()
+        app_state(strict).engine.dispose()
 
 
 def test_the_target_is_checked_again_at_delivery_time(
@@ -218,8 +219,10 @@ def test_the_target_is_checked_again_at_delivery_time(
     hook = create_webhook(client, coach, receiver.url)
     grant(app, coach.id, alice.id)
     client.post("/v1/sessions", json=session_body(), headers=alice.headers)
-    strict = make_settings(app.state.settings.database_url, webhook_allow_private_targets=False)
-    assert deliver_due(app.state.engine, strict) == 1
+    strict = make_settings(
+        app_state(app).settings.database_url, webhook_allow_private_targets=False
+    )
+    assert deliver_due(app_state(app).engine, strict) == 1
     assert receiver.received == []
     [delivery] = deliveries(client, coach, hook["id"])
     assert delivery["status"] == "pending"
@@ -392,8 +395,8 @@ def test_a_timeout_is_a_failed_attempt(
         hook = create_webhook(client, coach, receiver.url)
         grant(app, coach.id, alice.id)
         client.post("/v1/sessions", json=session_body(), headers=alice.headers)
-        impatient = make_settings(app.state.settings.database_url, webhook_timeout_seconds=0.2)
-        assert deliver_due(app.state.engine, impatient) == 1
+        impatient = make_settings(app_state(app).settings.database_url, webhook_timeout_seconds=0.2)
+        assert deliver_due(app_state(app).engine, impatient) == 1
         [delivery] = deliveries(client, coach, hook["id"])
         assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == (
             "pending",
@@ -458,7 +461,7 @@ def test_a_rolled_back_write_queues_nothing(
     assert client.post("/v1/sessions", json=body, headers=bob.headers).status_code == 201
     # Alice tries the same id: 409, nothing of hers was written, no event either.
     assert client.post("/v1/sessions", json=body, headers=alice.headers).status_code == 409
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         assert db.exec(select(WebhookDelivery)).all() == []
 
 
@@ -476,7 +479,7 @@ def test_a_restart_loses_nothing(
     # "Restart": a new app (new engine, new process state) with its worker on.
     restarted = create_app(
         make_settings(
-            app.state.settings.database_url,
+            app_state(app).settings.database_url,
             webhook_worker_enabled=True,
             webhook_worker_poll_seconds=0.05,
         )
@@ -486,7 +489,7 @@ def test_a_restart_loses_nothing(
             assert receiver.got_request.wait(20), "the restarted worker delivered nothing"
         # The lifespan stopped the worker on shutdown; the result was recorded first.
     finally:
-        restarted.state.engine.dispose()
+        app_state(restarted).engine.dispose()
     [got] = receiver.received
     assert got.json["data"]["session_id"] == body["id"]
     [done] = deliveries(client, coach, hook["id"])
@@ -500,9 +503,9 @@ def test_a_crash_mid_delivery_is_retried_after_the_lease(
     grant(app, coach.id, alice.id)
     client.post("/v1/sessions", json=session_body(), headers=alice.headers)
     start = datetime.now(UTC)
-    settings = app.state.settings
+    settings = app_state(app).settings
     # A worker claims the delivery and dies before sending.
-    [claimed] = claim_due(app.state.engine, settings, start, 10)
+    [claimed] = claim_due(app_state(app).engine, settings, start, 10)
     assert run_worker(app, start) == 0  # leased: nobody else takes it meanwhile
     lease = timedelta(seconds=webhook_worker.lease_seconds(settings))
     assert run_worker(app, start + lease + timedelta(seconds=1)) == 1
@@ -551,29 +554,29 @@ def test_concurrent_workers_send_each_delivery_once(
 def test_a_row_locked_by_another_worker_is_skipped(
     client: TestClient, app: FastAPI, coach: Person, alice: Person
 ) -> None:
-    if app.state.engine.dialect.name != "postgresql":
+    if app_state(app).engine.dialect.name != "postgresql":
         pytest.skip("row locks (FOR UPDATE SKIP LOCKED) are PostgreSQL's; SQLite has one writer")
     create_webhook(client, coach, "https://d.example/h")
     grant(app, coach.id, alice.id)
     client.post("/v1/sessions", json=session_body(), headers=alice.headers)
     now = datetime.now(UTC)
-    settings = app.state.settings
-    with app.state.engine.connect() as other_worker:
+    settings = app_state(app).settings
+    with app_state(app).engine.connect() as other_worker:
         transaction = other_worker.begin()
         locked = other_worker.execute(
             select(WebhookDelivery.id).with_for_update(skip_locked=True)
         ).all()
         assert len(locked) == 1
-        assert claim_due(app.state.engine, settings, now, 10) == []
+        assert claim_due(app_state(app).engine, settings, now, 10) == []
         transaction.rollback()
-    assert len(claim_due(app.state.engine, settings, now, 10)) == 1
+    assert len(claim_due(app_state(app).engine, settings, now, 10)) == 1
 
 
 def test_an_idle_round_does_not_wait_for_the_writers(app: FastAPI) -> None:
     """With nothing due, a poll only reads: it must not queue behind (or block) session writes,
     which on SQLite share one write lock."""
     rounds: list[int] = []
-    with Session(app.state.engine) as db, write_transaction(db):  # a writer holds the lock
+    with Session(app_state(app).engine) as db, write_transaction(db):  # a writer holds the lock
         poller = threading.Thread(target=lambda: rounds.append(run_worker(app)))
         poller.start()
         poller.join(timeout=5)

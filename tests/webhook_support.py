@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 from sqlmodel import Session
 
+from api.state import app_state
 from models.coaching import Grant
 
 
@@ -95,14 +96,14 @@ def verify_signature(secret: str, received: Received) -> bool:
 def grant(app: FastAPI, coach_id: str, client_id: str) -> uuid.UUID:
     """A live grant (the invite/grant endpoints belong to another part of the API)."""
     row = Grant(coach_id=uuid.UUID(coach_id), client_id=uuid.UUID(client_id))
-    with Session(app.state.engine, expire_on_commit=False) as db:
+    with Session(app_state(app).engine, expire_on_commit=False) as db:
         db.add(row)
         db.commit()
     return row.id
 
 
 def revoke(app: FastAPI, grant_id: uuid.UUID) -> None:
-    with Session(app.state.engine) as db:
+    with Session(app_state(app).engine) as db:
         db.execute(
             update(Grant)
             .where(Grant.id == grant_id)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from api.deps import AccountOwner, CallerDep, Cursor, Limit, SessionDep, SettingsDep
 from api.errors import problem_responses
 from api.services import accounts
+from api.state import app_state
 from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList
 from models.user import Token, UserCreate, UserPublic, UserUpdate
 
@@ -41,7 +42,7 @@ def token(
     settings: SettingsDep,
 ) -> Token:
     address = request.client.host if request.client else "unknown"
-    request.app.state.login_limiter.hit(form.username, address)
+    app_state(request.app).login_limiter.hit(form.username, address)
     user = accounts.authenticate(db, form.username, form.password)
     return accounts.issue_token(user, settings)
 

@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import problem_response, problem_responses
+from api.state import app_state
 
 router = APIRouter(tags=["operations"])
 
@@ -18,7 +19,7 @@ async def healthz() -> dict[str, str]:  # no I/O: no worker thread
 @router.get("/readyz", summary="The database is reachable", responses=problem_responses(503))
 def readyz(request: Request) -> JSONResponse:
     try:
-        with request.app.state.engine.connect() as connection:
+        with app_state(request.app).engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
         return problem_response(503, "The database is not reachable.")

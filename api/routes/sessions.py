@@ -6,19 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from api.deps import (
-    Cursor,
-    Limit,
-    SessionDep,
-    SessionsReader,
-    SessionsWriter,
-    run_session_write,
-)
+from api.deps import Cursor, Limit, SessionDep, SessionsReader, SessionsWriter
 from api.errors import problem_responses
 from api.responses import model_json
-from api.routing import JSONBodyRoute
 from api.services import sessions as service
 from api.services import sync
+from api.state import app_state
 from models.catalog import MetricSlug, RegionSlug
 from models.release_session import (
     BatchRequest,
@@ -31,8 +24,7 @@ from models.release_session import (
     Timestamp,
 )
 
-# The creates take the JSON fast path (api/routing.py); the other routes are plain APIRoutes.
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"], route_class=JSONBodyRoute)
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 READ_ERRORS = problem_responses(400, 401, 403, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 413, 422)
@@ -96,8 +88,8 @@ SessionListQuery = Annotated[SessionListParams, Depends(_session_list_params)]
     summary="Create a session (idempotent with a client-chosen id)",
 )
 async def create_session(data: SessionCreate, caller: SessionsWriter, request: Request) -> Response:
-    creates = request.app.state.session_creates
-    created, is_new = await service.create_session(creates, request.scope, caller.user_id, data)
+    creates = app_state(request.app).session_creates
+    created, is_new = await service.create_session(creates, caller.user_id, data)
     headers = {"Location": f"/v1/sessions/{created.id}", "ETag": service.etag(created.version)}
     return model_json(created, status.HTTP_201_CREATED if is_new else status.HTTP_200_OK, headers)
 
@@ -109,9 +101,8 @@ async def create_session(data: SessionCreate, caller: SessionsWriter, request: R
     responses=WRITE_ERRORS,
     summary="Create up to 500 sessions; per-item results in input order",
 )
-async def create_batch(data: BatchRequest, caller: SessionsWriter, request: Request) -> Response:
-    write, items = service.create_batch, data.sessions
-    results = await run_session_write(request, write, caller.user_id, items)
+def create_batch(data: BatchRequest, caller: SessionsWriter, db: SessionDep) -> Response:
+    results = service.create_batch(db, caller.user_id, data.sessions)
     return model_json(BatchResponse(results=results), exclude_none=True)
 
 

@@ -68,10 +68,10 @@ def issue_token(user: User, settings: Settings) -> Token:
     return Token(access_token=token, token_type="bearer", expires_in=int(lifetime.total_seconds()))
 
 
-def claimed_caller(token: str, settings: Settings) -> Caller:
+def token_caller(token: str, settings: Settings) -> Caller:
     """The caller an access token names, checked without the database: signature, claims,
-    expiry. Whether the account still exists is for the caller of this to check (a token
-    outlives a deleted account): caller_from_token, or a write that locks the account row."""
+    expiry. A token outlives a deleted account: caller_from_token also confirms the account,
+    and a write confirms it when it locks the account row (deps.writer_with)."""
     user_id = decode_access_token(token, signing_key(settings))
     if user_id is None:
         raise Unauthorized(INVALID_TOKEN)
@@ -79,7 +79,7 @@ def claimed_caller(token: str, settings: Settings) -> Caller:
 
 
 def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
-    caller = claimed_caller(token, settings)
+    caller = token_caller(token, settings)
     if db.connection().execute(_ACCOUNT_EXISTS, {"id": caller.user_id}).first() is None:
         raise Unauthorized(INVALID_TOKEN)  # the token of a deleted account
     return caller

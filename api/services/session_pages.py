@@ -12,18 +12,14 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlmodel import Session
 
-from models.release_session import Rating, ReleaseSession, SessionPublic
+from models.release_session import RATING_TABLE, SESSION_TABLE, SessionPublic
 
 PUBLIC_FIELDS = tuple(name for name in SessionPublic.model_fields if name != "ratings")
-_SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
-_RATING_TABLE = Rating.__table__  # type: ignore[attr-defined]
 # What a page query selects: the public fields, and what the feed and cursors need.
-PAGE_COLUMNS = tuple(
-    _SESSION_TABLE.c[name] for name in (*PUBLIC_FIELDS, "deleted_at", "change_seq")
-)
+PAGE_COLUMNS = tuple(SESSION_TABLE.c[name] for name in (*PUBLIC_FIELDS, "deleted_at", "change_seq"))
 _PAGE_FIELDS = tuple(column.name for column in PAGE_COLUMNS)
 _RATING_FIELDS = ("region", "side", "metric", "before", "after")
-_RATING_COLUMNS = tuple(_RATING_TABLE.c[name] for name in _RATING_FIELDS)
+_RATING_COLUMNS = tuple(RATING_TABLE.c[name] for name in _RATING_FIELDS)
 
 
 def ratings_by_session(db: Session, session_ids: Sequence[Any]) -> dict[Any, list[dict[str, Any]]]:
@@ -32,9 +28,9 @@ def ratings_by_session(db: Session, session_ids: Sequence[Any]) -> dict[Any, lis
     if not grouped:
         return grouped
     rows = db.connection().execute(
-        select(_RATING_TABLE.c.session_id, *_RATING_COLUMNS)
-        .where(_RATING_TABLE.c.session_id.in_(list(grouped)))
-        .order_by(_RATING_TABLE.c.session_id, _RATING_TABLE.c.position)
+        select(RATING_TABLE.c.session_id, *_RATING_COLUMNS)
+        .where(RATING_TABLE.c.session_id.in_(list(grouped)))
+        .order_by(RATING_TABLE.c.session_id, RATING_TABLE.c.position)
     )
     for row in rows:
         grouped[row[0]].append(dict(zip(_RATING_FIELDS, row[1:], strict=True)))

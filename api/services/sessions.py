@@ -1,8 +1,15 @@
-"""Release sessions: create (idempotent), read, list, merge-patch, delete, batch."""
+"""Release sessions: create (idempotent), read, list, merge-patch, delete, batch.
+
+Every write goes one way: a write transaction (db.write_transaction) that first reserves the
+owner's feed positions (sync.reserve_feed_positions, which locks the account row and answers
+401 when the account is gone), then runs the Core statements below, queues the webhook events
+of the change in the same transaction, and commits once. Single creates take that way in
+groups: concurrent creates share one transaction (create_sessions, run by a GroupCommit).
+"""
 
 import hashlib
 import uuid
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -10,37 +17,26 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Engine, bindparam, delete, exists, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.db import (
-    DriverConnection,
-    Executes,
-    GroupCommit,
-    driver_transaction,
-    run_write,
-    write_transaction,
-)
-from api.errors import (
-    Conflict,
-    NotFound,
-    PreconditionFailed,
-    Unprocessable,
-    field_errors,
-)
+from api.db import write_transaction
+from api.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_errors
+from api.group_commit import GroupCommit
 from api.metrics import SESSIONS_CREATED
 from api.services import pagination
 from api.services.pagination import encode_cursor
-from api.services.session_pages import PAGE_COLUMNS, ratings_by_session, read_page
+from api.services.session_pages import PAGE_COLUMNS, PUBLIC_FIELDS, ratings_by_session, read_page
 from api.services.sync import next_feed_seq, reserve_feed_positions
 from api.services.webhooks import SessionEvent, enqueue_session_events, subscribed_hooks
 from models.base import ordered_id, utc_now
 from models.release_session import (
+    RATING_TABLE,
+    SESSION_TABLE,
     BatchItemResult,
     FieldError,
     Rating,
-    RatingPublic,
     ReleaseSession,
     SessionCreate,
     SessionFields,
@@ -58,13 +54,25 @@ _CONTENT_FIELDS = (
     "felt_unwell_after",
     "notes",
 )
+# What a tombstone keeps of its session: its id, start, owner and feed position.
+_CLEARED_BY_DELETE = tuple(name for name in _CONTENT_FIELDS if name != "started_at")
 
-_PUBLIC_SCALARS = tuple(name for name in SessionPublic.model_fields if name != "ratings")
-# Core tables for the hot insert paths: no ORM unit of work, one executemany each.
-_SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
-_RATING_TABLE = Rating.__table__  # type: ignore[attr-defined]
-_INSERT_SESSION = insert(_SESSION_TABLE)
-_INSERT_RATING = insert(_RATING_TABLE)
+# The statements of every write, built once.
+_INSERT_SESSION = insert(SESSION_TABLE)
+_INSERT_RATING = insert(RATING_TABLE)
+_UPDATE_SESSION = update(SESSION_TABLE).where(SESSION_TABLE.c.id == bindparam("session_id"))
+_DELETE_RATINGS = delete(RATING_TABLE).where(RATING_TABLE.c.session_id == bindparam("session_id"))
+_LIVE_SESSION = select(*SESSION_TABLE.c).where(
+    SESSION_TABLE.c.id == bindparam("session_id"),
+    SESSION_TABLE.c.user_id == bindparam("owner_id"),
+    SESSION_TABLE.c.deleted_at.is_(None),
+)
+_STORED_IDS = select(
+    SESSION_TABLE.c.id,
+    SESSION_TABLE.c.user_id,
+    SESSION_TABLE.c.create_hash,
+    SESSION_TABLE.c.deleted_at,
+).where(SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
 _PUBLIC_LIST = TypeAdapter(list[SessionPublic])
 
 
@@ -77,80 +85,58 @@ class SessionFilters:
     complete: bool | None = None
 
 
-# --- reading -----------------------------------------------------------------------------
+# --- the public shape --------------------------------------------------------------------
 
 
 def etag(version: int) -> str:
     return f'"v{version}"'
 
 
-def _etag_matches(if_match: str, version: int) -> bool:
+def _check_if_match(if_match: str | None, version: int) -> None:
+    """412 unless `if_match` (when given) names the current version, or is `*`."""
+    if if_match is None:
+        return
     current = etag(version)
     for candidate in (part.strip() for part in if_match.split(",")):
         if candidate == "*" or candidate.removeprefix("W/") == current:
-            return True
-    return False
+            return
+    raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
 
 
-def _ratings_by_session(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Rating]]:
-    grouped: dict[uuid.UUID, list[Rating]] = {session_id: [] for session_id in session_ids}
-    if not session_ids:
-        return grouped
-    rows = db.execute(
-        select(Rating)
-        .where(Rating.session_id.in_(session_ids))  # type: ignore[attr-defined]
-        .order_by(Rating.session_id, Rating.position)
-    ).scalars()
-    for rating in rows:
-        grouped[rating.session_id].append(rating)
-    return grouped
+def public_session(values: Mapping[str, Any], ratings: Sequence[Any]) -> SessionPublic:
+    """The public shape of a stored session: its column values and its ratings (dicts or
+    rating models), validated in one call."""
+    document = {name: values[name] for name in PUBLIC_FIELDS}
+    document["ratings"] = ratings
+    return SessionPublic.model_validate(document, from_attributes=True)
 
 
-def _public(row: ReleaseSession, ratings: list[Rating]) -> SessionPublic:
-    return SessionPublic(
-        id=row.id,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        tool=row.tool,
-        water_before_ml=row.water_before_ml,
-        water_after_ml=row.water_after_ml,
-        felt_unwell_after=row.felt_unwell_after,
-        notes=row.notes,
-        ratings=[
-            RatingPublic(
-                region=r.region, side=r.side, metric=r.metric, before=r.before, after=r.after
-            )
-            for r in ratings
-        ],
-        complete=row.complete,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+# --- reading -----------------------------------------------------------------------------
 
 
-def to_public_many(db: Session, rows: Sequence[Any]) -> list[SessionPublic]:
-    """Public shapes for many sessions (ORM objects or column rows), with every rating loaded
-    in one query and all of them validated in one call."""
-    ratings = ratings_by_session(db, [row.id for row in rows if row.deleted_at is None])
-    documents = []
-    for row in rows:
-        document = {name: getattr(row, name) for name in _PUBLIC_SCALARS}
-        document["ratings"] = ratings.get(row.id, [])
-        documents.append(document)
-    return _PUBLIC_LIST.validate_python(documents)
-
-
-def _live_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> ReleaseSession:
-    row = db.get(ReleaseSession, session_id, populate_existing=True)
-    if row is None or row.user_id != owner_id or row.deleted_at is not None:
+def _live_row(connection: Connection, owner_id: uuid.UUID, session_id: uuid.UUID) -> dict[str, Any]:
+    found = connection.execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
+    row = found.mappings().first()
+    if row is None:
         raise NotFound("No such session.")
-    return row
+    return dict(row)
 
 
 def get_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> SessionPublic:
-    row = _live_session(db, owner_id, session_id)
-    return to_public_many(db, [row])[0]
+    row = _live_row(db.connection(), owner_id, session_id)
+    return public_session(row, ratings_by_session(db, [session_id])[session_id])
+
+
+def to_public_many(db: Session, rows: Sequence[Any]) -> list[SessionPublic]:
+    """Public shapes for many sessions (column rows with every public field), with every
+    rating loaded in one query and all of them validated in one call."""
+    ratings = ratings_by_session(db, [row.id for row in rows if row.deleted_at is None])
+    documents = []
+    for row in rows:
+        document = {name: getattr(row, name) for name in PUBLIC_FIELDS}
+        document["ratings"] = ratings.get(row.id, [])
+        documents.append(document)
+    return _PUBLIC_LIST.validate_python(documents)
 
 
 def list_sessions(
@@ -191,7 +177,7 @@ def list_sessions(
     return SessionList.model_validate({"items": documents, "next_cursor": next_cursor})
 
 
-# --- writing -----------------------------------------------------------------------------
+# --- the rows of a write -----------------------------------------------------------------
 
 
 def _fingerprint(fields: SessionFields) -> str:
@@ -200,8 +186,11 @@ def _fingerprint(fields: SessionFields) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _is_complete(fields: SessionFields) -> bool:
-    return all(rating.after is not None for rating in fields.ratings)
+def _content(fields: SessionFields) -> dict[str, Any]:
+    """The session columns the body decides."""
+    values = {name: getattr(fields, name) for name in _CONTENT_FIELDS}
+    values["complete"] = all(rating.after is not None for rating in fields.ratings)
+    return values
 
 
 def _rating_rows(
@@ -223,15 +212,14 @@ def _rating_rows(
     ]
 
 
-def _session_values(
+def _new_row(
     owner_id: uuid.UUID, session_id: uuid.UUID, fields: SessionFields, seq: int, digest: str
 ) -> dict[str, Any]:
     now = utc_now()
     return {
         "id": session_id,
         "user_id": owner_id,
-        **{name: getattr(fields, name) for name in _CONTENT_FIELDS},
-        "complete": _is_complete(fields),
+        **_content(fields),
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -241,28 +229,24 @@ def _session_values(
     }
 
 
-def _created_public(values: dict[str, Any], fields: SessionFields) -> SessionPublic:
-    """The response of a create: the row about to be stored, with the body's ratings read
-    straight off their models (one validation in pydantic-core, no intermediate dicts)."""
-    document = {name: values[name] for name in _PUBLIC_SCALARS}
-    document["ratings"] = fields.ratings
-    return SessionPublic.model_validate(document, from_attributes=True)
+def _insert(connection: Connection, sessions: list[dict[str, Any]], ratings: list[Any]) -> None:
+    connection.execute(_INSERT_SESSION, sessions)
+    if ratings:
+        connection.execute(_INSERT_RATING, ratings)
+
+
+def _commit_creates(db: Session, created: int) -> None:
+    """Commit a write that created sessions, and count them (the one place that does)."""
+    db.commit()
+    SESSIONS_CREATED.inc(created)
 
 
 # (holder, create digest, deleted) of a stored session id.
 StoredId = tuple[uuid.UUID, str, bool]
 
 
-_STORED_ID = select(
-    _SESSION_TABLE.c.id,
-    _SESSION_TABLE.c.user_id,
-    _SESSION_TABLE.c.create_hash,
-    _SESSION_TABLE.c.deleted_at,
-).where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
-
-
-def _stored_ids(connection: Executes, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
-    rows = connection.execute(_STORED_ID, {"ids": session_ids})
+def _stored_ids(connection: Connection, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
+    rows = connection.execute(_STORED_IDS, {"ids": session_ids})
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
 
 
@@ -272,6 +256,9 @@ def _is_replay(stored: StoredId, owner_id: uuid.UUID, digest: str) -> bool:
     return holder == owner_id and stored_digest == digest and not deleted
 
 
+# --- creating ----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class NewSession:
     """A create, worked out before it reaches the database: its rows and its response."""
@@ -279,99 +266,156 @@ class NewSession:
     owner_id: uuid.UUID
     session_id: uuid.UUID
     digest: str
-    values: dict[str, Any]
+    row: dict[str, Any]
     ratings: list[dict[str, Any]]
     created: SessionPublic
-
-
-class IdTaken(Exception):
-    """The id of a create is taken: a replay of that very create, or someone else's id."""
 
 
 def new_session(owner_id: uuid.UUID, data: SessionCreate) -> NewSession:
     digest = _fingerprint(data)
     session_id = data.id or ordered_id()
-    values = _session_values(owner_id, session_id, data, 0, digest)
+    row = _new_row(owner_id, session_id, data, 0, digest)
     ratings = _rating_rows(session_id, owner_id, data)
-    return NewSession(owner_id, session_id, digest, values, ratings, _created_public(values, data))
+    return NewSession(owner_id, session_id, digest, row, ratings, public_session(row, data.ratings))
 
 
-def insert_sessions(connection: DriverConnection, creates: list[NewSession]) -> list[SessionPublic]:
-    """Creates of any owners, in the caller's transaction, which commits, in a fixed number
-    of statements: every owner's feed positions reserved (and rows locked) at once, one
-    INSERT for all the sessions, one for all their ratings, one look-up of the owners'
-    webhooks. Raises IdTaken, and the caller rolls back, when any id is taken."""
+class IdTaken(Exception):
+    """The id of a create is taken. `replay`: the stored session when the create is a replay
+    of the very create that stored it (None: someone else's id, or not looked at, in a group
+    that is then written again one create at a time). `race`: another transaction stored it
+    after this one looked, so trying again finds it."""
+
+    def __init__(self, replay: SessionPublic | None = None, *, race: bool = False) -> None:
+        super().__init__("session id taken")
+        self.replay = replay
+        self.race = race
+
+
+def create_sessions(engine: Engine, creates: list[NewSession]) -> list[SessionPublic]:
+    """Creates of any owners in one transaction and a fixed number of statements: every
+    owner's feed positions reserved (and rows locked) at once, one INSERT for all the
+    sessions, one for all their ratings, one look-up of the owners' webhooks.
+
+    Raises IdTaken, writing nothing, when any id is taken (alone: with the replay's answer).
+    """
     by_owner: dict[uuid.UUID, list[NewSession]] = {}
     for new in creates:
         by_owner.setdefault(new.owner_id, []).append(new)
-    first_seq = reserve_feed_positions(connection, {o: len(owned) for o, owned in by_owner.items()})
-    ids = [new.session_id for new in creates]
-    if len(set(ids)) < len(ids) or _stored_ids(connection, ids):
-        raise IdTaken()
-    sessions = [
-        {**new.values, "change_seq": first_seq[owner_id] + offset}
-        for owner_id, owned in by_owner.items()
-        for offset, new in enumerate(owned)
-    ]
-    connection.execute(_INSERT_SESSION, sessions)
-    connection.execute(_INSERT_RATING, [rating for new in creates for rating in new.ratings])
-    hooks = subscribed_hooks(connection, list(by_owner))
-    for owner_id, owned in by_owner.items():
-        if owner_id in hooks:
-            events = [("session.created", new.session_id, new.created) for new in owned]
-            enqueue_session_events(connection, owner_id, events, hooks[owner_id])
+    with Session(engine, expire_on_commit=False) as db, write_transaction(db) as connection:
+        first_seq = reserve_feed_positions(connection, {o: len(n) for o, n in by_owner.items()})
+        ids = [new.session_id for new in creates]
+        taken = _stored_ids(connection, ids)
+        if len(set(ids)) < len(ids) or taken:
+            raise IdTaken(_replay(db, creates[0], taken) if len(creates) == 1 else None)
+        rows = [
+            {**new.row, "change_seq": first_seq[owner_id] + offset}
+            for owner_id, owned in by_owner.items()
+            for offset, new in enumerate(owned)
+        ]
+        try:
+            _insert(connection, rows, [rating for new in creates for rating in new.ratings])
+        except IntegrityError:
+            raise IdTaken(race=True) from None
+        hooks = subscribed_hooks(connection, list(by_owner))
+        for owner_id, owned in by_owner.items():
+            if owner_id in hooks:
+                events = [("session.created", new.session_id, new.created) for new in owned]
+                enqueue_session_events(connection, owner_id, events, hooks[owner_id])
+        _commit_creates(db, len(rows))
     return [new.created for new in creates]
 
 
-def replayed_session(engine: Engine, new: NewSession) -> SessionPublic:
-    """For a create whose id is taken: the stored session when this is a replay of the very
-    create that stored it, else 409."""
-    with Session(engine, expire_on_commit=False) as db:
-        stored = _stored_ids(db.connection(), [new.session_id]).get(new.session_id)
-        if stored is None or not _is_replay(stored, new.owner_id, new.digest):
-            raise Conflict("A different session already exists under this id.")
-        return get_session(db, new.owner_id, new.session_id)
+def _replay(db: Session, new: NewSession, taken: dict[uuid.UUID, StoredId]) -> SessionPublic | None:
+    stored = taken.get(new.session_id)
+    if stored is None or not _is_replay(stored, new.owner_id, new.digest):
+        return None
+    return get_session(db, new.owner_id, new.session_id)
+
+
+SessionCreates = GroupCommit[NewSession, SessionPublic]
 
 
 async def create_session(
-    creates: GroupCommit[NewSession, SessionPublic],
-    scope: MutableMapping[str, Any],
-    owner_id: uuid.UUID,
-    data: SessionCreate,
+    creates: SessionCreates, owner_id: uuid.UUID, data: SessionCreate
 ) -> tuple[SessionPublic, bool]:
-    """Create a session; returns (session, created). A replay of the same body is not created.
-
-    The hottest write there is: worked out before the database (new_session), then written
-    on the driver (api/db.py, DriverConnection) together with the creates that arrive
-    meanwhile, in one transaction (GroupCommit running insert_sessions).
-    """
+    """Create a session, together with the creates that arrive meanwhile (`creates`: the
+    app's GroupCommit of create_sessions); returns (session, created). The same body again
+    is a replay: the stored session, not created. A different body under a taken id: 409."""
     new = new_session(owner_id, data)
+    for attempt in range(2):
+        try:
+            return await creates.submit(new), True
+        except IdTaken as taken:
+            if taken.race and attempt == 0:
+                continue  # the other create has committed by now: this one sees it
+            if taken.replay is None:
+                break
+            return taken.replay, False
+    raise Conflict("A different session already exists under this id.")
+
+
+def create_batch(
+    db: Session, owner_id: uuid.UUID, items: list[dict[str, Any]]
+) -> list[BatchItemResult]:
+    """Each item handled as a single create would be, in one transaction; results in order."""
+    parsed: list[SessionCreate | list[FieldError]] = []
+    for item in items:
+        try:
+            parsed.append(SessionCreate.model_validate(item))
+        except ValidationError as error:
+            parsed.append([FieldError(**e) for e in field_errors(error.errors())])
+    valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
+    with write_transaction(db) as connection:
+        seq = next_feed_seq(connection, owner_id, max(len(valid), 1))
+        known_ids = [entry.id for entry in valid if entry.id is not None]
+        existing = _stored_ids(connection, known_ids) if known_ids else {}
+
+        results: list[BatchItemResult] = []
+        rows: list[dict[str, Any]] = []
+        ratings: list[dict[str, Any]] = []
+        events: list[SessionEvent] = []
+        for item, entry in zip(items, parsed, strict=True):
+            if not isinstance(entry, SessionCreate):
+                results.append(BatchItemResult(id=_item_id(item), status="invalid", errors=entry))
+                continue
+            digest = _fingerprint(entry)
+            session_id = entry.id or ordered_id()
+            if session_id in existing:
+                same = _is_replay(existing[session_id], owner_id, digest)
+                results.append(
+                    BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
+                )
+                continue
+            row = _new_row(owner_id, session_id, entry, seq, digest)
+            rows.append(row)
+            ratings.extend(_rating_rows(session_id, owner_id, entry))
+            # Built only when a webhook wants it.
+            events.append(
+                ("session.created", session_id, partial(public_session, row, entry.ratings))
+            )
+            existing[session_id] = (owner_id, digest, False)
+            results.append(BatchItemResult(id=session_id, status="created"))
+            seq += 1
+        if rows:
+            try:
+                _insert(connection, rows, ratings)
+            except IntegrityError:
+                raise Conflict(
+                    "Another request created one of these ids at the same time; retry the batch."
+                ) from None
+            enqueue_session_events(connection, owner_id, events)
+        _commit_creates(db, len(rows))
+    return results
+
+
+def _item_id(item: dict[str, Any]) -> uuid.UUID | None:
     try:
-        return await creates.submit(new), True
-    except IdTaken:
-        replayed = await run_write(creates.engine, creates.gate, scope, replayed_session, new)
-        return replayed, False
+        return uuid.UUID(str(item["id"])) if item.get("id") is not None else None
+    except (ValueError, TypeError):
+        return None
 
 
-def _ratings_from(
-    session_id: uuid.UUID, owner_id: uuid.UUID, fields: SessionFields
-) -> list[Rating]:
-    return [Rating(**values) for values in _rating_rows(session_id, owner_id, fields)]
-
-
-def _current_fields(row: ReleaseSession, ratings: list[Rating]) -> dict[str, Any]:
-    document: dict[str, Any] = {name: getattr(row, name) for name in _CONTENT_FIELDS}
-    document["ratings"] = [
-        {
-            "region": r.region,
-            "side": r.side,
-            "metric": r.metric,
-            "before": r.before,
-            "after": r.after,
-        }
-        for r in ratings
-    ]
-    return document
+# --- changing ----------------------------------------------------------------------------
 
 
 def _validated(document: dict[str, Any]) -> SessionFields:
@@ -395,31 +439,26 @@ def update_session(
     patch: SessionUpdate,
     if_match: str | None,
 ) -> SessionPublic:
-    with write_transaction(db):
-        seq = next_feed_seq(db.connection(), owner_id)
-        row = _live_session(db, owner_id, session_id)
-        if if_match is not None and not _etag_matches(if_match, row.version):
-            raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
-        ratings = _ratings_by_session(db, [row.id])[row.id]
-        current = _current_fields(row, ratings)
+    with write_transaction(db) as connection:
+        seq = next_feed_seq(connection, owner_id)
+        row = _live_row(connection, owner_id, session_id)
+        _check_if_match(if_match, row["version"])
+        ratings = ratings_by_session(db, [session_id])[session_id]
+        current = {name: row[name] for name in _CONTENT_FIELDS}
+        current["ratings"] = ratings
         changes = patch.model_dump(exclude_unset=True)
         if "ratings" in changes:
             changes["ratings"] = [rating.model_dump() for rating in patch.ratings or []]
         merged = _validated({**current, **changes})
         if merged == _validated(current):
-            db.rollback()
-            return _public(row, ratings)
-        for name in _CONTENT_FIELDS:
-            setattr(row, name, getattr(merged, name))
-        row.complete = _is_complete(merged)
-        row.version += 1
-        row.updated_at = utc_now()
-        row.change_seq = seq
-        db.add(row)
-        db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-        db.connection().execute(_INSERT_RATING, _rating_rows(row.id, owner_id, merged))
-        updated = _public(row, _ratings_from(row.id, owner_id, merged))
-        enqueue_session_events(db.connection(), owner_id, [("session.updated", row.id, updated)])
+            return public_session(row, ratings)  # nothing changes; nothing is committed
+        changed = {**_content(merged), "version": row["version"] + 1}
+        changed.update(updated_at=utc_now(), change_seq=seq)
+        connection.execute(_UPDATE_SESSION, {"session_id": session_id, **changed})
+        connection.execute(_DELETE_RATINGS, {"session_id": session_id})
+        connection.execute(_INSERT_RATING, _rating_rows(session_id, owner_id, merged))
+        updated = public_session({**row, **changed}, merged.ratings)
+        enqueue_session_events(connection, owner_id, [("session.updated", session_id, updated)])
         db.commit()
         return updated
 
@@ -428,90 +467,15 @@ def delete_session(
     db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, if_match: str | None = None
 ) -> None:
     """Delete the session's content, keeping a tombstone for the sync feed."""
-    with write_transaction(db):
-        seq = next_feed_seq(db.connection(), owner_id)
-        row = _live_session(db, owner_id, session_id)
-        if if_match is not None and not _etag_matches(if_match, row.version):
-            raise PreconditionFailed("The session has changed since it was read (stale If-Match).")
+    with write_transaction(db) as connection:
+        seq = next_feed_seq(connection, owner_id)
+        row = _live_row(connection, owner_id, session_id)
+        _check_if_match(if_match, row["version"])
         now = utc_now()
-        row.deleted_at = now
-        row.updated_at = now
-        row.version += 1
-        row.change_seq = seq
-        for name in (
-            "ended_at",
-            "tool",
-            "water_before_ml",
-            "water_after_ml",
-            "felt_unwell_after",
-            "notes",
-        ):
-            setattr(row, name, None)
-        db.add(row)
-        db.execute(delete(Rating).where(Rating.session_id == row.id))  # type: ignore[arg-type]
-        enqueue_session_events(db.connection(), owner_id, [("session.deleted", row.id, None)])
+        tombstone = dict.fromkeys(_CLEARED_BY_DELETE)
+        tombstone.update(deleted_at=now, updated_at=now, version=row["version"] + 1)
+        tombstone["change_seq"] = seq
+        connection.execute(_UPDATE_SESSION, {"session_id": session_id, **tombstone})
+        connection.execute(_DELETE_RATINGS, {"session_id": session_id})
+        enqueue_session_events(connection, owner_id, [("session.deleted", session_id, None)])
         db.commit()
-
-
-# --- batch -------------------------------------------------------------------------------
-
-
-def _item_id(item: dict[str, Any]) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(item["id"])) if item.get("id") is not None else None
-    except (ValueError, TypeError):
-        return None
-
-
-def create_batch(
-    engine: Engine, owner_id: uuid.UUID, items: list[dict[str, Any]]
-) -> list[BatchItemResult]:
-    """Each item handled as a single create would be, in one transaction; results in order."""
-    parsed: list[SessionCreate | list[FieldError]] = []
-    for item in items:
-        try:
-            parsed.append(SessionCreate.model_validate(item))
-        except ValidationError as error:
-            parsed.append([FieldError(**e) for e in field_errors(error.errors())])
-    valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
-    with driver_transaction(engine) as connection:
-        first_seq = next_feed_seq(connection, owner_id, max(len(valid), 1))
-        known_ids = [entry.id for entry in valid if entry.id is not None]
-        existing = _stored_ids(connection, known_ids) if known_ids else {}
-
-        results: list[BatchItemResult] = []
-        session_rows: list[dict[str, Any]] = []
-        rating_rows: list[dict[str, Any]] = []
-        created: list[SessionEvent] = []
-        seq = first_seq
-        for item, entry in zip(items, parsed, strict=True):
-            if not isinstance(entry, SessionCreate):
-                results.append(BatchItemResult(id=_item_id(item), status="invalid", errors=entry))
-                continue
-            digest = _fingerprint(entry)
-            session_id = entry.id or ordered_id()
-            if session_id in existing:
-                same = _is_replay(existing[session_id], owner_id, digest)
-                results.append(
-                    BatchItemResult(id=session_id, status="unchanged" if same else "conflict")
-                )
-                continue
-            values = _session_values(owner_id, session_id, entry, seq, digest)
-            session_rows.append(values)
-            created.append(("session.created", session_id, partial(_created_public, values, entry)))
-            rating_rows.extend(_rating_rows(session_id, owner_id, entry))
-            existing[session_id] = (owner_id, digest, False)
-            results.append(BatchItemResult(id=session_id, status="created"))
-            seq += 1
-        if session_rows:
-            try:
-                connection.execute(_INSERT_SESSION, session_rows)
-                connection.execute(_INSERT_RATING, rating_rows)
-                enqueue_session_events(connection, owner_id, created)
-            except IntegrityError:
-                raise Conflict(
-                    "Another request created one of these ids at the same time; retry the batch."
-                ) from None
-        connection.commit()
-    SESSIONS_CREATED.inc(len(session_rows))
-    return results

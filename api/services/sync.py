@@ -21,17 +21,27 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Row, Select, Update, bindparam, case, func, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    Select,
+    Update,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlmodel import Session
 
-from api.db import DriverConnection, Executes, write_transaction
+from api.db import write_transaction
 from api.errors import INVALID_TOKEN, BadRequest, Gone, Unauthorized
 from api.services.session_pages import PAGE_COLUMNS, read_page
-from models.release_session import ChangeFeed, ReleaseSession
+from models.release_session import SESSION_TABLE, ChangeFeed, ReleaseSession
 from models.user import User
 
 _TOKEN_PREFIX = b"rl1:"
-_SESSION_TABLE = ReleaseSession.__table__  # type: ignore[attr-defined]
 
 
 _USER_TABLE = User.__table__  # type: ignore[attr-defined]
@@ -44,7 +54,7 @@ _RESERVE_POSITIONS = (
 )
 
 
-def next_feed_seq(connection: Executes, user_id: uuid.UUID, count: int = 1) -> int:
+def next_feed_seq(connection: Connection, user_id: uuid.UUID, count: int = 1) -> int:
     """Reserve `count` feed positions for the user; returns the first. Locks the user row.
 
     Every write to a person's sessions starts here, so this is also where a write learns that
@@ -82,7 +92,7 @@ def _reserve_for_owners(count: int) -> tuple[Select[Any], Update]:
 
 
 def reserve_feed_positions(
-    connection: DriverConnection, counts: dict[uuid.UUID, int]
+    connection: Connection, counts: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, int]:
     """next_feed_seq for several people in two statements; the first position of each."""
     if len(counts) == 1:
@@ -94,7 +104,7 @@ def reserve_feed_positions(
         values[f"user_{i}"], values[f"count_{i}"] = user_id, count
     if connection.dialect.name == "postgresql":
         connection.execute(lock, values)
-    last = dict(connection.execute(reserve, values))
+    last = dict(connection.execute(reserve, values).all())
     if len(last) < len(counts):
         raise Unauthorized(INVALID_TOKEN)  # someone's account is gone
     return {user_id: last[user_id] - count + 1 for user_id, count in counts.items()}
@@ -146,7 +156,7 @@ def changed_sessions(
     """Sessions changed after `since` (rows of every column), oldest change first; plus the
     next token and has_more."""
     position = _feed_position(db, user_id, since)
-    statement = _changes_after(user_id, position, limit, _SESSION_TABLE.c)
+    statement = _changes_after(user_id, position, limit, SESSION_TABLE.c)
     rows = list(db.connection().execute(statement))
     has_more = len(rows) > limit
     rows = rows[:limit]

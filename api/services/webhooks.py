@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlmodel import Session
 
-from api.db import Executes, write_transaction
+from api.db import write_transaction
 from api.errors import Conflict, NotFound, Unprocessable
 from api.services import pagination
 from api.services.pagination import encode_cursor
@@ -281,7 +281,7 @@ _SUBSCRIBED_HOOKS = (
 Hooks = list[tuple[uuid.UUID, str]]  # (webhook id, its events) of a client's coaches
 
 
-def subscribed_hooks(connection: Executes, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, Hooks]:
+def subscribed_hooks(connection: Connection, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, Hooks]:
     """The webhooks of each client's live coaches; clients without any are left out."""
     hooks: dict[uuid.UUID, Hooks] = {}
     for client_id, hook_id, events in connection.execute(
@@ -295,7 +295,7 @@ _INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-define
 
 
 def enqueue_session_events(
-    connection: Executes,
+    connection: Connection,
     owner_id: uuid.UUID,
     events: Sequence[SessionEvent],
     hooks: Hooks | None = None,
