@@ -6,11 +6,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
+from api.analytics import summaries
+from api.analytics.periods import SummaryQuery
 from api.deps import CallerDep, SessionDep, SessionsReader, SummariesReader
 from api.errors import problem_responses
 from api.responses import model_json
 from api.services import exports
-from api.services import summaries as service
 from api.services.access import readable_person
 from models.catalog import MetricSlug, RegionSlug
 from models.release_session import Timestamp
@@ -54,11 +55,11 @@ def summary_query(
     bucket: Annotated[Bucket, Query(description="Series buckets (ISO weeks).")] = "week",
     region: RegionSlug | None = None,
     metric: MetricSlug | None = None,
-) -> service.SummaryQuery:
-    return service.SummaryQuery(started_from, started_to, tz, bucket, region, metric)
+) -> SummaryQuery:
+    return SummaryQuery(started_from, started_to, tz, bucket, region, metric)
 
 
-SummaryQueryDep = Annotated[service.SummaryQuery, Depends(summary_query)]
+SummaryQueryDep = Annotated[SummaryQuery, Depends(summary_query)]
 
 
 def _csv_response(db: SessionDep, person_id: uuid.UUID) -> StreamingResponse:
@@ -77,7 +78,7 @@ def _csv_response(db: SessionDep, person_id: uuid.UUID) -> StreamingResponse:
     description=SUMMARY_DESCRIPTION,
 )
 def own_summary(caller: SummariesReader, db: SessionDep, query: SummaryQueryDep) -> Response:
-    return model_json(service.summarize(db, caller.user_id, query))
+    return model_json(summaries.summarize(db, caller.user_id, query))
 
 
 @router.get(
@@ -91,7 +92,7 @@ def client_summary(
     client_id: uuid.UUID, caller: CallerDep, db: SessionDep, query: SummaryQueryDep
 ) -> Response:
     person_id = readable_person(db, caller, client_id, "summaries:read")
-    return model_json(service.summarize(db, person_id, query))
+    return model_json(summaries.summarize(db, person_id, query))
 
 
 @router.get(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event
 from sqlmodel import Session
 
-from api.services.roster import NO_PAIN_DATA, roster_pain
+from api.analytics.roster import NO_PAIN_DATA, roster_pain
 from tests.factories import link
 from tests.summary_data import log_session, rating
 
