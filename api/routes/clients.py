@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from api.analytics import roster
 from api.deps import AccountOwner, ClientsReader, SessionDep
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.routes.sessions import SessionListQuery
 from api.services import coach_views, coaching
 from api.services import sessions as session_service

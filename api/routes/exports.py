@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import CallerDep, SessionDep, SessionsReader
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.services import csv_export, fhir
 from api.services.access import readable_person
 

@@ -14,7 +14,7 @@ from api.deps import (
     SessionsWriter,
     run_session_write,
 )
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.responses import model_json
 from api.routing import JSONBodyRoute
 from api.services import sessions as service

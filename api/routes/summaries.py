@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from api.analytics import summaries
 from api.analytics.periods import SummaryQuery
 from api.deps import CallerDep, SessionDep, SummariesReader
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.responses import model_json
 from api.services.access import readable_person
 from models.catalog import MetricSlug, RegionSlug
