@@ -1,33 +1,18 @@
 """Domain errors and their one mapping to RFC 9457 problem details."""
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("releaselog.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-
-
-class ProblemError(BaseModel):
-    loc: list[str | int]
-    msg: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[ProblemError] | None = None
 
 
 class DomainError(Exception):
@@ -178,20 +163,15 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, _describe(errors), errors=errors)
 
 
-_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-
 def _allowed_methods(request: Request) -> str:
-    """The methods the OpenAPI schema documents for this path (Starlette names only one
-    route's). Where a literal path and a template both match, the literal one wins."""
-    path = request.scope["path"]
-    matches: list[tuple[int, list[str]]] = []
-    for template, item in request.app.openapi().get("paths", {}).items():
-        parts = re.split(r"(\{[^}]+\})", template)
-        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
-        if re.fullmatch(pattern, path):
-            methods = [method.upper() for method in item if method in _HTTP_METHODS]
-            matches.append((template.count("{"), methods))
+    """The methods of every route whose path matches (Starlette names only one route's).
+    Where a literal path and a template both match, the literal one wins: only the routes
+    with the fewest path parameters count."""
+    matches: list[tuple[int, set[str]]] = []
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _scope = route.matches(request.scope)
+        if match != Match.NONE and route.methods:
+            matches.append((len(route.param_convertors), route.methods))
     if not matches:
         return ""
     fewest = min(parameters for parameters, _ in matches)
@@ -234,15 +214,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled_error)
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring problem+json for the given statuses."""
-    return {
-        status: {
-            "model": Problem,
-            "description": _TITLES.get(status, "Error"),
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }

@@ -26,7 +26,7 @@ from api.routes import (
     catalog,
     clients,
     coaching,
-    exports_fhir,
+    exports,
     health,
     metrics,
     sessions,
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog,
         coaching,
         webhooks,
-        exports_fhir,
+        exports,
         metrics,
     )
     for module in routers:

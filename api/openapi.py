@@ -1,4 +1,5 @@
-"""An honest OpenAPI schema: every error is problem+json, with the Problem schema."""
+"""An honest OpenAPI schema: every error is problem+json, with the Problem schema; and the
+`responses=` helper that routes declare their errors with."""
 
 from typing import Any
 
@@ -6,14 +7,38 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 
-from api.errors import PROBLEM_MEDIA_TYPE, Problem, title_for
+from api.errors import PROBLEM_MEDIA_TYPE, title_for
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemError] | None = None
+
+
 def _problem_content() -> dict[str, Any]:
     return {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring problem+json for the given statuses."""
+    return {
+        status: {"model": Problem, "description": title_for(status), "content": _problem_content()}
+        for status in statuses
+    }
 
 
 def _implied_statuses(operation: dict[str, Any]) -> list[str]:

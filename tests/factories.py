@@ -1,6 +1,7 @@
 """Request bodies for tests."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -21,6 +22,16 @@ def session_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def session_days_ago(http: Any, person: Any, days_ago: float, **overrides: Any) -> dict[str, Any]:
+    """Create one of `person`'s sessions, started `days_ago` days ago; returns it."""
+    started_at = datetime.now(UTC) - timedelta(days=days_ago)
+    body = session_body(started_at=started_at.isoformat(), ended_at=None, **overrides)
+    response = http.post("/v1/sessions", json=body, headers=person.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
 
 
 def link(http: Any, coach: Any, person: Any) -> dict[str, Any]:

@@ -11,13 +11,11 @@ from conftest import TEST_SECRET, Person, make_settings
 from factories import session_body
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
 import api.security
 from api.main import create_app
 from api.middleware import BodySizeLimitMiddleware
 from api.state import app_state
-from models.user import User
 
 PROBLEM = "application/problem+json"
 MIB = 1024 * 1024
@@ -246,15 +244,6 @@ def test_a_forged_or_stale_token_is_401(client: TestClient, alice: Person, forge
     assert answer.status_code == 401
     assert answer.headers["content-type"] == PROBLEM
     assert answer.headers["WWW-Authenticate"] == "Bearer"
-
-
-def test_a_deleted_users_token_is_401(client: TestClient, app: FastAPI, alice: Person) -> None:
-    assert client.get("/v1/me", headers=alice.headers).status_code == 200
-    with Session(app_state(app).engine) as db:
-        db.delete(db.get(User, uuid.UUID(alice.id)))
-        db.commit()
-
-    assert client.get("/v1/me", headers=alice.headers).status_code == 401
 
 
 # --- API keys -----------------------------------------------------------------------------

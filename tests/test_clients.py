@@ -1,17 +1,10 @@
-"""The coach's side: the roster, read-only views of a client's sessions, privacy, API keys."""
+"""The coach's side: read-only views of a client's sessions, privacy, API keys (the roster:
+test_analytics_roster.py)."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.factories import api_key, link, session_body
-
-
-def _session(client, person, days_ago: float, **overrides):
-    started_at = datetime.now(UTC) - timedelta(days=days_ago)
-    body = session_body(started_at=started_at.isoformat(), ended_at=None, **overrides)
-    response = client.post("/v1/sessions", json=body, headers=person.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
+from tests.factories import api_key, link, session_body, session_days_ago
 
 
 def _hamstrings():
@@ -29,9 +22,9 @@ def _assert_not_found(response) -> None:
 def test_coach_reads_the_client_sessions_exactly_as_the_client_does(client, make_person):
     coach, person = make_person("Coach"), make_person("Client")
     link(client, coach, person)
-    newest = _session(client, person, 1)
-    middle = _session(client, person, 2, ratings=_hamstrings())
-    oldest = _session(client, person, 3, ratings=_hamstrings())
+    newest = session_days_ago(client, person, 1)
+    middle = session_days_ago(client, person, 2, ratings=_hamstrings())
+    oldest = session_days_ago(client, person, 3, ratings=_hamstrings())
     own, coached = "/v1/sessions", f"/v1/clients/{person.id}/sessions"
 
     listed = client.get(coached, headers=coach.headers)
@@ -87,7 +80,7 @@ def test_a_coach_with_two_clients_sees_each_through_its_own_grant(client, make_p
     coach, ann, ben = make_person("Coach"), make_person("Ann"), make_person("Ben")
     ann_grant = link(client, coach, ann)
     link(client, coach, ben)
-    ann_session, ben_session = _session(client, ann, 1), _session(client, ben, 1)
+    ann_session, ben_session = session_days_ago(client, ann, 1), session_days_ago(client, ben, 1)
 
     ann_list = client.get(f"/v1/clients/{ann.id}/sessions", headers=coach.headers).json()
     ben_list = client.get(f"/v1/clients/{ben.id}/sessions", headers=coach.headers).json()
@@ -109,7 +102,7 @@ def test_a_coach_with_two_clients_sees_each_through_its_own_grant(client, make_p
 def test_a_second_coach_sees_nothing(client, make_person):
     coach, other_coach, person = make_person("Coach"), make_person("Other"), make_person("Client")
     link(client, coach, person)
-    session = _session(client, person, 1)
+    session = session_days_ago(client, person, 1)
     paths = [
         f"/v1/clients/{person.id}/sessions",
         f"/v1/clients/{person.id}/sessions/{session['id']}",
@@ -128,17 +121,17 @@ def test_a_second_coach_sees_nothing(client, make_person):
 
 
 def test_nobody_is_their_own_client(client, alice):
-    session = _session(client, alice, 1)
+    session = session_days_ago(client, alice, 1)
     _assert_not_found(client.get(f"/v1/clients/{alice.id}/sessions", headers=alice.headers))
     _assert_not_found(
         client.get(f"/v1/clients/{alice.id}/sessions/{session['id']}", headers=alice.headers)
     )
 
 
-def test_a_coach_can_never_write_a_client_session(client, make_person):
+def test_a_coach_can_never_write_a_clientsession_days_ago(client, make_person):
     coach, person = make_person("Coach"), make_person("Client")
     link(client, coach, person)
-    session = _session(client, person, 1)
+    session = session_days_ago(client, person, 1)
     own = f"/v1/sessions/{session['id']}"
     coached = f"/v1/clients/{person.id}/sessions"
 
@@ -165,7 +158,7 @@ def test_a_coach_can_never_write_a_client_session(client, make_person):
 def test_api_key_scopes_on_the_client_paths(client, make_person):
     coach, person = make_person("Coach"), make_person("Client")
     link(client, coach, person)
-    session = _session(client, person, 1)
+    session = session_days_ago(client, person, 1)
     roster, sessions = "/v1/clients", f"/v1/clients/{person.id}/sessions"
     one = f"{sessions}/{session['id']}"
 
@@ -197,87 +190,3 @@ def test_anonymous_callers_get_401_on_client_paths(client, alice):
     assert client.get("/v1/clients").status_code == 401
     assert client.get(f"/v1/clients/{alice.id}/sessions").status_code == 401
     assert client.get(f"/v1/clients/{alice.id}/sessions/{uuid.uuid4()}").status_code == 401
-
-
-# --- the roster --------------------------------------------------------------------------
-
-
-def test_roster_lists_live_clients_with_activity_and_flags(client, make_person):
-    coach = make_person("Coach")
-    anna, bea, zed = make_person("anna"), make_person("Bea"), make_person("Zed")
-    gone = make_person("Adam")
-    grants = {person.id: link(client, coach, person) for person in (zed, anna, bea, gone)}
-    # Adam revoked: not on the roster.
-    gone_grant = grants[gone.id]["id"]
-    assert client.delete(f"/v1/grants/{gone_grant}", headers=gone.headers).status_code == 204
-    _session(client, gone, 1)
-
-    # anna: sessions 2, 10 and 30 days ago, plus one 1 day ago that she deleted.
-    latest = _session(client, anna, 2)
-    _session(client, anna, 10)
-    _session(client, anna, 30)
-    deleted = _session(client, anna, 1)
-    assert client.delete(f"/v1/sessions/{deleted['id']}", headers=anna.headers).status_code == 204
-    # Bea: one session 8 days ago. Zed: none at all.
-    bea_session = _session(client, bea, 8)
-    # Sessions of a stranger and of the coach do not count for anyone.
-    _session(client, coach, 1)
-
-    response = client.get("/v1/clients", headers=coach.headers)
-
-    assert response.status_code == 200
-    no_pain = {"mean_before_28d": None, "mean_change_28d": None, "trend": None}
-    assert response.json() == {
-        "items": [
-            {
-                # By display name, case-insensitively: anna, Bea, Zed.
-                "client": {"id": anna.id, "display_name": "anna"},
-                "granted_at": grants[anna.id]["created_at"],
-                "last_session_at": latest["started_at"],  # the deleted one does not count
-                "sessions_7d": 1,  # 2 days ago (1 day ago was deleted)
-                "sessions_28d": 2,  # 2 and 10 days ago; 30 days is outside
-                # Pain 6 -> 3 in both (the factory's ratings): two ratings are no trend yet.
-                "pain": {"mean_before_28d": 6.0, "mean_change_28d": -3.0, "trend": None},
-                "flags": [],
-            },
-            {
-                "client": {"id": bea.id, "display_name": "Bea"},
-                "granted_at": grants[bea.id]["created_at"],
-                "last_session_at": bea_session["started_at"],
-                "sessions_7d": 0,
-                "sessions_28d": 1,  # 8 days ago
-                "pain": {"mean_before_28d": 6.0, "mean_change_28d": -3.0, "trend": None},
-                "flags": ["inactive_7d"],
-            },
-            {
-                "client": {"id": zed.id, "display_name": "Zed"},
-                "granted_at": grants[zed.id]["created_at"],
-                "last_session_at": None,
-                "sessions_7d": 0,
-                "sessions_28d": 0,
-                "pain": no_pain,
-                "flags": ["inactive_7d"],  # no session at all
-            },
-        ]
-    }
-
-
-def test_roster_breaks_name_ties_by_id(client, make_person):
-    coach = make_person("Coach")
-    twins = [make_person("Sam"), make_person("Sam")]
-    for person in twins:
-        link(client, coach, person)
-
-    items = client.get("/v1/clients", headers=coach.headers).json()["items"]
-
-    assert [item["client"]["id"] for item in items] == sorted(
-        (person.id for person in twins), key=uuid.UUID
-    )
-
-
-def test_roster_is_the_coach_own(client, make_person):
-    coach, person = make_person("Coach"), make_person("Client")
-    link(client, coach, person)
-    # The client has a coach, not clients; an empty roster is an empty list.
-    assert client.get("/v1/clients", headers=person.headers).json() == {"items": []}
-    assert len(client.get("/v1/clients", headers=coach.headers).json()["items"]) == 1

@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -31,11 +32,25 @@ def test_every_answer_says_nosniff(client: TestClient, alice: Person) -> None:
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_405_names_every_method_of_the_resource(client: TestClient, alice: Person) -> None:
-    answer = client.put("/v1/api-keys", headers=alice.headers)
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/api-keys", "GET, POST"),  # two routes, one path
+        ("PUT", f"/v1/sessions/{uuid.uuid4()}", "DELETE, GET, PATCH"),
+        # A literal path beside a template that could match it: the literal one wins.
+        ("PUT", "/v1/sessions/changes", "GET"),
+        ("GET", "/v1/sessions/batch", "POST"),
+        ("PUT", "/v1/clients/x/export.csv", "GET"),
+        ("POST", "/openapi.json", "GET, HEAD"),  # outside the schema, Starlette's own route
+    ],
+)
+def test_a_405_names_every_method_of_the_resource(
+    client: TestClient, alice: Person, method: str, path: str, allow: str
+) -> None:
+    answer = client.request(method, path, headers=alice.headers)
 
     assert answer.status_code == 405
-    assert answer.headers["Allow"] == "GET, POST"
+    assert answer.headers["Allow"] == allow
 
 
 # --- CORS ----------------------------------------------------------------------------------

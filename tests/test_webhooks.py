@@ -18,8 +18,8 @@ from api.db import write_transaction
 from api.errors import Unprocessable
 from api.main import create_app
 from api.services import webhook_worker
+from api.services.webhook_targets import UnsafeTarget, check_target, public_addresses
 from api.services.webhook_worker import claim_due, deliver_due, retry_delay
-from api.services.webhooks import UnsafeTarget, check_target, public_addresses
 from api.state import app_state
 from models.webhook import WebhookDelivery
 from tests.conftest import Person, make_settings

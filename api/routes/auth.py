@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import AccountOwner, CallerDep, Cursor, Limit, SessionDep, SettingsDep
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.services import accounts
 from api.state import app_state
 from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList

@@ -4,10 +4,11 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from api.analytics import roster
 from api.deps import AccountOwner, ClientsReader, SessionDep
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.routes.sessions import SessionListQuery
-from api.services import coaching
+from api.services import coach_views, coaching
 from api.services import sessions as session_service
 from models.coaching import Roster
 from models.release_session import SessionList, SessionPublic
@@ -25,7 +26,7 @@ READ_ERRORS = problem_responses(400, 401, 403, 404, 422)
     summary="The coach's roster: every client with a live grant, by display name",
 )
 def read_roster(caller: ClientsReader, db: SessionDep) -> Roster:
-    return coaching.roster(db, caller.user_id)
+    return roster.roster(db, caller.user_id)
 
 
 @router.delete(
@@ -48,7 +49,7 @@ def drop_client(client_id: uuid.UUID, caller: AccountOwner, db: SessionDep) -> R
 def list_client_sessions(
     client_id: uuid.UUID, caller: ClientsReader, db: SessionDep, query: SessionListQuery
 ) -> SessionList:
-    return coaching.list_client_sessions(
+    return coach_views.list_client_sessions(
         db, caller, client_id, query.filters, query.limit, query.cursor
     )
 
@@ -66,6 +67,6 @@ def read_client_session(
     db: SessionDep,
     response: Response,
 ) -> SessionPublic:
-    found = coaching.get_client_session(db, caller, client_id, session_id)
+    found = coach_views.get_client_session(db, caller, client_id, session_id)
     response.headers["ETag"] = session_service.etag(found.version)
     return found

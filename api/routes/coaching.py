@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from api.deps import AccountOwner, Cursor, Limit, SessionDep
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.services import coaching as service
 from models.coaching import GrantCreate, GrantList, GrantPublic, InvitePublic
 

@@ -5,7 +5,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.errors import problem_response, problem_responses
+from api.errors import problem_response
+from api.openapi import problem_responses
 from api.state import app_state
 
 router = APIRouter(tags=["operations"])

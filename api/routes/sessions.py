@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from api.deps import Cursor, Limit, SessionDep, SessionsReader, SessionsWriter
-from api.errors import problem_responses
+from api.openapi import problem_responses
 from api.responses import model_json
 from api.services import sessions as service
 from api.services import sync

@@ -1,16 +1,16 @@
-"""Summaries and CSV exports: the caller's own, and a coach's view of a client's."""
+"""Summaries: the caller's own, and a coach's view of a client's."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
-from api.deps import CallerDep, SessionDep, SessionsReader, SummariesReader
-from api.errors import problem_responses
+from api.analytics import summaries
+from api.analytics.periods import SummaryQuery
+from api.deps import CallerDep, SessionDep, SummariesReader
+from api.openapi import problem_responses
 from api.responses import model_json
-from api.services import exports
-from api.services import summaries as service
 from api.services.access import readable_person
 from models.catalog import MetricSlug, RegionSlug
 from models.release_session import Timestamp
@@ -20,7 +20,6 @@ from models.user import TimeZoneName
 router = APIRouter(tags=["summaries"])
 
 SUMMARY_ERRORS = problem_responses(401, 403, 404, 422)
-EXPORT_ERRORS = problem_responses(401, 403, 404)
 SUMMARY_DESCRIPTION = """
 Trends of the sessions that started in the period (`from` and `to` inclusive), computed by the
 database. Sessions count by their local date in `tz`. See the Summaries section of the API
@@ -32,12 +31,6 @@ for every definition. Notes where the contract leaves room:
 - `tz` defaults to the time zone of the person summarised (the client, for a coach).
 - A period is at most 10 years long, and at most 5 years with `bucket=day`.
 """
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "One row per rating, oldest session first, header row first.",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-    }
-}
 
 
 def summary_query(
@@ -54,19 +47,11 @@ def summary_query(
     bucket: Annotated[Bucket, Query(description="Series buckets (ISO weeks).")] = "week",
     region: RegionSlug | None = None,
     metric: MetricSlug | None = None,
-) -> service.SummaryQuery:
-    return service.SummaryQuery(started_from, started_to, tz, bucket, region, metric)
+) -> SummaryQuery:
+    return SummaryQuery(started_from, started_to, tz, bucket, region, metric)
 
 
-SummaryQueryDep = Annotated[service.SummaryQuery, Depends(summary_query)]
-
-
-def _csv_response(db: SessionDep, person_id: uuid.UUID) -> StreamingResponse:
-    return StreamingResponse(
-        exports.stream_csv(db, person_id),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="releaselog-export.csv"'},
-    )
+SummaryQueryDep = Annotated[SummaryQuery, Depends(summary_query)]
 
 
 @router.get(
@@ -77,7 +62,7 @@ def _csv_response(db: SessionDep, person_id: uuid.UUID) -> StreamingResponse:
     description=SUMMARY_DESCRIPTION,
 )
 def own_summary(caller: SummariesReader, db: SessionDep, query: SummaryQueryDep) -> Response:
-    return model_json(service.summarize(db, caller.user_id, query))
+    return model_json(summaries.summarize(db, caller.user_id, query))
 
 
 @router.get(
@@ -91,28 +76,4 @@ def client_summary(
     client_id: uuid.UUID, caller: CallerDep, db: SessionDep, query: SummaryQueryDep
 ) -> Response:
     person_id = readable_person(db, caller, client_id, "summaries:read")
-    return model_json(service.summarize(db, person_id, query))
-
-
-@router.get(
-    "/v1/export.csv",
-    response_class=StreamingResponse,
-    responses={**CSV_RESPONSE, **EXPORT_ERRORS},
-    summary="Export every rating as CSV (streamed)",
-    description="Formula-like text cells (starting with `=`, `+`, `-`, `@`, tab, CR) get a "
-    "leading `'`; numbers are written plainly.",
-)
-def own_export(caller: SessionsReader, db: SessionDep) -> StreamingResponse:
-    return _csv_response(db, caller.user_id)
-
-
-@router.get(
-    "/v1/clients/{client_id}/export.csv",
-    response_class=StreamingResponse,
-    responses={**CSV_RESPONSE, **EXPORT_ERRORS},
-    summary="Export a client's ratings as CSV (coach, read-only)",
-    description="The same CSV as `/v1/export.csv`. Without a live grant from this client: 404.",
-)
-def client_export(client_id: uuid.UUID, caller: CallerDep, db: SessionDep) -> StreamingResponse:
-    person_id = readable_person(db, caller, client_id, "sessions:read")
-    return _csv_response(db, person_id)
+    return model_json(summaries.summarize(db, person_id, query))

@@ -29,7 +29,7 @@ from api.services import pagination
 from api.services.pagination import encode_cursor
 from api.services.session_pages import PAGE_COLUMNS, PUBLIC_FIELDS, ratings_by_session, read_page
 from api.services.sync import next_feed_seq, reserve_feed_positions
-from api.services.webhooks import SessionEvent, enqueue_session_events, subscribed_hooks
+from api.services.webhook_outbox import SessionEvent, enqueue_session_events, subscribed_hooks
 from models.base import ordered_id, utc_now
 from models.release_session import (
     RATING_TABLE,

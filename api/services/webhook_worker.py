@@ -32,7 +32,8 @@ from sqlmodel import Session
 from api.config import Settings
 from api.db import write_transaction
 from api.metrics import WEBHOOK_DELIVERIES
-from api.services.webhooks import UnsafeTarget, public_addresses, sign, split_target
+from api.services.webhook_signing import sign
+from api.services.webhook_targets import UnsafeTarget, public_addresses, split_target
 from models.base import utc_now
 from models.coaching import Grant
 from models.webhook import Webhook, WebhookDelivery

@@ -1,4 +1,4 @@
-"""Summaries: the SQL half. The database groups and sums; summary_figures publishes.
+"""Summaries: the SQL half. The database groups and sums; `figures` publishes.
 
 Three grouped queries over indexed ranges: ratings per (region, side, metric, bucket), the
 sessions' totals, and the distinct local days with a session (at most one row per day, for
@@ -8,7 +8,7 @@ the streaks). No person's rows are loaded into Python.
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,17 +17,17 @@ from pydantic import TypeAdapter
 from sqlalchemy import Float, Select, and_, bindparam, case, cast, exists, func, or_, select
 from sqlmodel import Session, col
 
-from api.errors import NotFound, Unprocessable
-from api.services import summary_figures as figures
-from api.services.local_dates import (
+from api.analytics import figures
+from api.analytics.local_dates import (
     LocalCalendar,
     bucket_expression,
     bucket_parameters,
     bucket_starts,
     day_expression,
-    utc,
     weeks_since_start,
 )
+from api.analytics.periods import Period, SummaryQuery, resolve_period
+from api.errors import NotFound
 from models.base import utc_now
 from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES
 from models.release_session import Rating, ReleaseSession
@@ -38,11 +38,8 @@ from models.summary import (
     Summary,
     SummaryPeriod,
 )
-from models.user import User, check_timezone
+from models.user import User
 
-DEFAULT_PERIOD = timedelta(days=90)
-MAX_PERIOD = timedelta(days=3653)  # 10 years: bounds every query and CASE
-MAX_DAY_BUCKET_PERIOD = timedelta(days=1827)  # 5 years of daily buckets
 HYDRATED_ML = 300
 
 _METRIC_LIST = TypeAdapter(list[MetricSummary])
@@ -50,55 +47,6 @@ _LOWER_IS_BETTER = [metric.slug for metric in METRICS if metric.better == "lower
 _REGION_ORDER = {region.slug: index for index, region in enumerate(REGIONS)}
 _SIDE_ORDER = {side: index for index, side in enumerate(SIDES)}
 _METRIC_ORDER = {metric.slug: index for index, metric in enumerate(METRICS)}
-
-
-@dataclass(frozen=True)
-class SummaryQuery:
-    started_from: datetime | None = None
-    started_to: datetime | None = None
-    tz: str | None = None
-    bucket: str = "week"
-    region: str | None = None
-    metric: str | None = None
-
-
-@dataclass(frozen=True)
-class Period:
-    start: datetime
-    end: datetime
-    tz: str
-    bucket: str
-
-    @property
-    def days(self) -> float:
-        return (self.end - self.start).total_seconds() / 86_400
-
-
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(f"{field}: {message}", [{"loc": ["query", field], "msg": message}])
-
-
-def resolve_period(query: SummaryQuery, account_tz: str, now: datetime) -> Period:
-    """The contract's defaults, and a 422 for a period that cannot be summarised."""
-    for field, value in (("from", query.started_from), ("to", query.started_to)):
-        if value is not None and value.tzinfo is None:
-            raise _invalid(field, "must be a timestamp with an offset")
-    end = utc(query.started_to) if query.started_to is not None else now
-    start = utc(query.started_from) if query.started_from is not None else end - DEFAULT_PERIOD
-    if start > end:
-        raise _invalid("from", "must not be after `to`")
-    if end - start > MAX_PERIOD:
-        raise _invalid("from", "the period must not be longer than 10 years")
-    if query.bucket == "day" and end - start > MAX_DAY_BUCKET_PERIOD:
-        raise _invalid(
-            "bucket", "daily buckets cover at most 5 years: use week or month for longer periods"
-        )
-    tz = query.tz or account_tz
-    try:
-        check_timezone(tz)
-    except ValueError as error:
-        raise _invalid("tz", str(error)) from None
-    return Period(start, end, tz, query.bucket)
 
 
 # --- SQL: sufficient statistics ----------------------------------------------------------

@@ -1,16 +1,19 @@
-"""Pain statistics for a coach's roster: one grouped query for every client at once."""
+"""A coach's roster: each client's activity and pain figures, for every client at once."""
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import Float, ScalarSelect, and_, case, cast, func, select
 from sqlmodel import Session, col
 
-from api.services import summary_figures as figures
-from api.services.local_dates import SECONDS_PER_WEEK, EpochSeconds
+from api.analytics import figures
+from api.analytics.local_dates import SECONDS_PER_WEEK, EpochSeconds
+from models.base import utc_now
 from models.catalog import METRICS_BY_SLUG
-from models.release_session import Rating
+from models.coaching import Grant, Roster, RosterEntry, RosterFlag, RosterPain
+from models.release_session import Rating, ReleaseSession
+from models.user import PersonRef, User
 
 PAIN = METRICS_BY_SLUG["pain"]
 PAIN_WINDOW = timedelta(days=28)
@@ -105,3 +108,78 @@ def roster_pain(
             pain_after_higher=bool(row[9]),
         )
     return result
+
+
+def roster(db: Session, coach_id: uuid.UUID) -> Roster:
+    """The coach's clients with a live grant, by display name then id.
+
+    One query for the whole roster: the live grants per client, each with three correlated
+    lookups on the (user_id, started_at) index (the latest session, and the counts over 7
+    and 28 days). Driven by the grants, the plan is the same with or without planner
+    statistics; a grouped join over every client's sessions was not (PostgreSQL re-ran it
+    once per client: 200 ms for 200 clients before ANALYZE).
+    """
+    now = utc_now()
+    week_ago, four_weeks_ago = now - timedelta(days=7), now - timedelta(days=28)
+    granted = (
+        select(col(Grant.client_id), func.min(col(Grant.created_at)).label("granted_at"))
+        .where(col(Grant.coach_id) == coach_id, col(Grant.revoked_at).is_(None))
+        .group_by(col(Grant.client_id))
+        .subquery()
+    )
+    started = col(ReleaseSession.started_at)
+    live_of_client = and_(
+        col(ReleaseSession.user_id) == granted.c.client_id,
+        col(ReleaseSession.deleted_at).is_(None),
+    )
+
+    def counted_since(since: datetime) -> ScalarSelect[int]:
+        return (
+            select(func.count())
+            .select_from(ReleaseSession)
+            .where(live_of_client, started >= since)
+            .scalar_subquery()
+        )
+
+    latest = (
+        select(started).where(live_of_client).order_by(started.desc()).limit(1).scalar_subquery()
+    )
+    rows = db.execute(
+        select(
+            col(User.id),
+            col(User.display_name),
+            granted.c.granted_at,
+            latest,
+            counted_since(week_ago),
+            counted_since(four_weeks_ago),
+        ).join(granted, granted.c.client_id == col(User.id))
+    ).all()
+    pains = roster_pain(db, [row[0] for row in rows], now)
+    entries = []
+    for client_id, name, granted_at, last_session_at, sessions_7d, sessions_28d in rows:
+        flags: list[RosterFlag] = ["inactive_7d"] if sessions_7d == 0 else []
+        pain = pains[client_id]
+        entries.append(
+            RosterEntry(
+                client=PersonRef(id=client_id, display_name=name),
+                granted_at=granted_at,
+                last_session_at=last_session_at,
+                sessions_7d=int(sessions_7d),
+                sessions_28d=int(sessions_28d),
+                pain=RosterPain(
+                    mean_before_28d=pain.mean_before_28d,
+                    mean_change_28d=pain.mean_change_28d,
+                    trend=pain.trend,  # type: ignore[arg-type]
+                ),
+                flags=flags + pain.flags,  # type: ignore[operator]
+            )
+        )
+    # Sorted here, not in SQL: collations differ between SQLite and PostgreSQL.
+    entries.sort(
+        key=lambda entry: (
+            entry.client.display_name.casefold(),
+            entry.client.display_name,
+            entry.client.id,
+        )
+    )
+    return Roster(items=entries)

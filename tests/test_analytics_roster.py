@@ -1,4 +1,5 @@
-"""roster_pain: the coach roster's pain figures and flags, for every client in one query."""
+"""The coach's roster (api/analytics/roster.py): activity, pain figures and flags, for every
+client in one query; through GET /v1/clients and roster_pain directly."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -6,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event
 from sqlmodel import Session
 
-from api.services.roster import NO_PAIN_DATA, roster_pain
+from api.analytics.roster import NO_PAIN_DATA, roster_pain
 from api.state import app_state
-from tests.factories import link
+from tests.factories import link, session_days_ago
 from tests.summary_data import log_session, rating
 
 
@@ -108,3 +109,87 @@ def test_roster_endpoint_shows_pain_and_flags(client, make_person):
     }
     assert items[0]["flags"] == ["pain_worsening", "pain_after_higher"]
     assert items[0]["sessions_7d"] == 1
+
+
+# --- the roster --------------------------------------------------------------------------
+
+
+def test_roster_lists_live_clients_with_activity_and_flags(client, make_person):
+    coach = make_person("Coach")
+    anna, bea, zed = make_person("anna"), make_person("Bea"), make_person("Zed")
+    gone = make_person("Adam")
+    grants = {person.id: link(client, coach, person) for person in (zed, anna, bea, gone)}
+    # Adam revoked: not on the roster.
+    gone_grant = grants[gone.id]["id"]
+    assert client.delete(f"/v1/grants/{gone_grant}", headers=gone.headers).status_code == 204
+    session_days_ago(client, gone, 1)
+
+    # anna: sessions 2, 10 and 30 days ago, plus one 1 day ago that she deleted.
+    latest = session_days_ago(client, anna, 2)
+    session_days_ago(client, anna, 10)
+    session_days_ago(client, anna, 30)
+    deleted = session_days_ago(client, anna, 1)
+    assert client.delete(f"/v1/sessions/{deleted['id']}", headers=anna.headers).status_code == 204
+    # Bea: one session 8 days ago. Zed: none at all.
+    bea_session = session_days_ago(client, bea, 8)
+    # Sessions of a stranger and of the coach do not count for anyone.
+    session_days_ago(client, coach, 1)
+
+    response = client.get("/v1/clients", headers=coach.headers)
+
+    assert response.status_code == 200
+    no_pain = {"mean_before_28d": None, "mean_change_28d": None, "trend": None}
+    assert response.json() == {
+        "items": [
+            {
+                # By display name, case-insensitively: anna, Bea, Zed.
+                "client": {"id": anna.id, "display_name": "anna"},
+                "granted_at": grants[anna.id]["created_at"],
+                "last_session_at": latest["started_at"],  # the deleted one does not count
+                "sessions_7d": 1,  # 2 days ago (1 day ago was deleted)
+                "sessions_28d": 2,  # 2 and 10 days ago; 30 days is outside
+                # Pain 6 -> 3 in both (the factory's ratings): two ratings are no trend yet.
+                "pain": {"mean_before_28d": 6.0, "mean_change_28d": -3.0, "trend": None},
+                "flags": [],
+            },
+            {
+                "client": {"id": bea.id, "display_name": "Bea"},
+                "granted_at": grants[bea.id]["created_at"],
+                "last_session_at": bea_session["started_at"],
+                "sessions_7d": 0,
+                "sessions_28d": 1,  # 8 days ago
+                "pain": {"mean_before_28d": 6.0, "mean_change_28d": -3.0, "trend": None},
+                "flags": ["inactive_7d"],
+            },
+            {
+                "client": {"id": zed.id, "display_name": "Zed"},
+                "granted_at": grants[zed.id]["created_at"],
+                "last_session_at": None,
+                "sessions_7d": 0,
+                "sessions_28d": 0,
+                "pain": no_pain,
+                "flags": ["inactive_7d"],  # no session at all
+            },
+        ]
+    }
+
+
+def test_roster_breaks_name_ties_by_id(client, make_person):
+    coach = make_person("Coach")
+    twins = [make_person("Sam"), make_person("Sam")]
+    for person in twins:
+        link(client, coach, person)
+
+    items = client.get("/v1/clients", headers=coach.headers).json()["items"]
+
+    assert [item["client"]["id"] for item in items] == sorted(
+        (person.id for person in twins), key=uuid.UUID
+    )
+
+
+def test_roster_is_the_coach_own(client, make_person):
+    coach, person = make_person("Coach"), make_person("Client")
+    link(client, coach, person)
+    # The client has a coach, not clients; an empty roster is an empty list.
+    assert client.get("/v1/clients", headers=person.headers).json() == {"items": []}
+    assert len(client.get("/v1/clients", headers=coach.headers).json()["items"]) == 1

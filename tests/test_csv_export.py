@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from api.services import exports
+from api.services import csv_export
 from tests.factories import link
 from tests.summary_data import log_session, rating
 
@@ -112,7 +112,7 @@ def test_change_keeps_one_decimal(client, alice):
     ],
 )
 def test_text_cell(text, expected):
-    assert exports.text_cell(text) == expected
+    assert csv_export.text_cell(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -120,13 +120,13 @@ def test_text_cell(text, expected):
     [(6.0, "6"), (0.0, "0"), (-3.0, "-3"), (6.5, "6.5"), (-0.0, "0"), (None, ""), (180, "180")],
 )
 def test_number_cell(value, expected):
-    assert exports.number_cell(value) == expected
+    assert csv_export.number_cell(value) == expected
 
 
 def test_export_streams_in_keyset_batches(client, alice, monkeypatch):
     # Batches of 2 sessions: 5 sessions take 3 batches; two share a started_at, so the
     # keyset must break the tie by id without losing or repeating one.
-    monkeypatch.setattr(exports, "SESSIONS_PER_BATCH", 2)
+    monkeypatch.setattr(csv_export, "SESSIONS_PER_BATCH", 2)
     starts = [
         "2026-10-01T08:00:00Z",
         "2026-10-02T08:00:00Z",

@@ -1,0 +1,121 @@
+"""The webhook outbox: session events written to `webhook_delivery` in the transaction of the
+change they describe (`enqueue_session_events`), so an event exists if and only if its change
+committed. The worker in `webhook_worker.py` delivers them.
+"""
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select
+
+from models.base import ordered_id, utc_now
+from models.coaching import Grant
+from models.release_session import SessionPublic
+from models.webhook import Webhook, WebhookDelivery
+
+# (event type, session id, the session's public shape -- or a function that builds it, so a
+# write with no subscribed webhook never pays for it -- or None for a deletion)
+SessionEvent = tuple[str, uuid.UUID, SessionPublic | Callable[[], SessionPublic] | None]
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def event_body(
+    event_type: str,
+    client_id: uuid.UUID,
+    session_id: uuid.UUID,
+    session: SessionPublic | None,
+    timestamp: datetime,
+) -> str:
+    document: dict[str, Any] = {
+        "type": event_type,
+        "timestamp": _rfc3339(timestamp),
+        "data": {
+            "client_id": str(client_id),
+            "session_id": str(session_id),
+            "session": session.model_dump(mode="json") if session is not None else None,
+        },
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+# Every session write runs this (prebuilt): the webhooks of each client's live coaches, for
+# one client or for a whole group of creates in one query. DISTINCT: a coach's hook once, as
+# many live grants as they hold.
+_SUBSCRIBED_HOOKS = (
+    select(Grant.client_id, Webhook.id, Webhook.events)
+    .distinct()
+    .join(Webhook, Webhook.user_id == Grant.coach_id)  # type: ignore[arg-type]
+    .where(
+        Grant.client_id.in_(bindparam("client_ids", expanding=True)),  # type: ignore[attr-defined]
+        Grant.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+)
+
+Hooks = list[tuple[uuid.UUID, str]]  # (webhook id, its events) of a client's coaches
+
+
+def subscribed_hooks(connection: Connection, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, Hooks]:
+    """The webhooks of each client's live coaches; clients without any are left out."""
+    hooks: dict[uuid.UUID, Hooks] = {}
+    for client_id, hook_id, events in connection.execute(
+        _SUBSCRIBED_HOOKS, {"client_ids": client_ids}
+    ):
+        hooks.setdefault(client_id, []).append((hook_id, events))
+    return hooks
+
+
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]
+
+
+def enqueue_session_events(
+    connection: Connection,
+    owner_id: uuid.UUID,
+    events: Sequence[SessionEvent],
+    hooks: Hooks | None = None,
+) -> None:
+    """Queue one delivery per event for every subscribed webhook of the owner's live coaches
+    (`hooks`, when the caller has looked them up already: subscribed_hooks).
+
+    Call inside the transaction of the change, before its commit: the events commit or roll
+    back with it. Does not commit.
+    """
+    if not events:
+        return
+    if hooks is None:
+        hooks = subscribed_hooks(connection, [owner_id]).get(owner_id, [])
+    if not hooks:
+        return
+    now = utc_now()
+    rows: list[dict[str, Any]] = []
+    for event_type, session_id, session in events:
+        body: str | None = None
+        for hook_id, hook_events in hooks:
+            if event_type not in hook_events.split():
+                continue
+            if body is None:
+                public = session() if callable(session) else session
+                body = event_body(event_type, owner_id, session_id, public, now)
+            rows.append(
+                {
+                    "id": ordered_id(),
+                    "webhook_id": hook_id,
+                    "event_type": event_type,
+                    "client_id": owner_id,
+                    "session_id": session_id,
+                    "payload": body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "last_status_code": None,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if rows:
+        connection.execute(_INSERT_DELIVERY, rows)
