@@ -6,10 +6,23 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import ConfigDict
+from pydantic.json_schema import SkipJsonSchema
 
-from api.errors import PROBLEM_MEDIA_TYPE, Problem, title_for
+from api.errors import PROBLEM_MEDIA_TYPE, Problem, ProblemError, title_for
+from models.base import omitted_when_none
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+# Problem as api.errors.problem_response writes every error: `type` always, `errors` only on
+# a 422 and never null.
+class _PublishedProblem(Problem):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True, title="Problem")
+
+    errors: list[ProblemError] | SkipJsonSchema[None] = omitted_when_none()
 
 
 def _problem_content() -> dict[str, Any]:
@@ -57,9 +70,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 operation = schema["paths"][route.path_format][method.lower()]
                 operation.setdefault("security", security)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    components["Problem"].pop("$defs", None)
-    components["ProblemError"] = Problem.model_json_schema()["$defs"]["ProblemError"]
+    problem = _PublishedProblem.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    components["ProblemError"] = problem.pop("$defs")["ProblemError"]
+    components["Problem"] = problem
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     for path_item in schema.get("paths", {}).values():

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from api.deps import CallerDep, SessionDep, SessionsReader
 from api.errors import problem_responses
 from api.services import fhir as service
+from models.fhir import FhirBundle
 
 router = APIRouter(tags=["exports"])
 
@@ -20,7 +21,7 @@ BUNDLE_RESPONSE: dict[int | str, dict[str, Any]] = {
         "is certain, text otherwise, with laterality in the `observation-structureLaterality` "
         "extension; the phase is a component (`before` / `after`); `identifier` is the "
         "session id; `effectiveDateTime` the session's `started_at`.",
-        "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+        "model": FhirBundle,
     }
 }
 
