@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
 from api.db import GroupCommit, create_db_engine, database_gate, wal_checkpoint
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.logs import configure_logging
 from api.metrics import SESSIONS_CREATED, MetricsMiddleware
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks would otherwise look
         # up the global providers on every request (~10 % of a trivial request's time).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Served by install_docs, from installed files rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine = create_db_engine(settings)
@@ -123,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its id
     install_openapi(app)
+    install_docs(app)
     return app
 
 
