@@ -42,12 +42,10 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
-def served_app() -> "Starlette":
-    """The app as `serve` runs it, in each worker process: the garbage collector tuned for a
-    long-lived server (bench/RESULTS.md has what each setting saves)."""
+def tune_gc() -> None:
+    """The garbage collector tuned for a long-lived server, once its code is loaded
+    (bench/RESULTS.md has what each setting saves)."""
     import gc
-
-    from api.main import app
 
     # Everything loaded by now (modules, the app, compiled schemas) lives for the whole
     # process: out of the collector's sight, collections walk only what requests allocate.
@@ -55,6 +53,13 @@ def served_app() -> "Starlette":
     # Young collections walk every object still alive (the state of the requests in
     # flight): after 10,000 net allocations rather than 700, they do so far less often.
     gc.set_threshold(10_000, 10, 10)
+
+
+def served_app() -> "Starlette":
+    """The app as `serve` runs it, in each worker process: with the collector tuned."""
+    from api.main import app
+
+    tune_gc()
     return app
 
 

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.config import Settings, get_settings, warn_if_insecure
 from api.db import create_db_engine, wal_checkpoint
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.gate import database_gate
 from api.group_commit import GroupCommit
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks would otherwise look
         # up the global providers on every request (~10 % of a trivial request's time).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Served by install_docs, from installed files rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     engine = create_db_engine(settings)
     gate = database_gate(settings)
@@ -120,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its id
     install_openapi(app)
+    install_docs(app)
     return app
 
 

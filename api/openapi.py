@@ -7,9 +7,11 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import SkipJsonSchema
 
 from api.errors import PROBLEM_MEDIA_TYPE, title_for
+from models.base import omitted_when_none
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -20,13 +22,16 @@ class ProblemError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details, as api.errors.problem_response writes every error: `type`
+    always, `errors` only on a 422 and never null."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str
-    errors: list[ProblemError] | None = None
+    errors: list[ProblemError] | SkipJsonSchema[None] = omitted_when_none()
 
 
 def _problem_content() -> dict[str, Any]:
@@ -82,9 +87,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 operation = schema["paths"][route.path_format][method.lower()]
                 operation.setdefault("security", security)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    components["Problem"].pop("$defs", None)
-    components["ProblemError"] = Problem.model_json_schema()["$defs"]["ProblemError"]
+    problem = Problem.model_json_schema(
+        ref_template="#/components/schemas/{model}", mode="serialization"
+    )
+    components["ProblemError"] = problem.pop("$defs")["ProblemError"]
+    components["Problem"] = problem
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     for path_item in schema.get("paths", {}).values():

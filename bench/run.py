@@ -36,6 +36,8 @@ POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 SERVER_CPU, LOAD_CPU = "0", "1"
+# The app as `releaselog serve` runs it (its garbage collector tuned).
+SERVED_APP = "api.cli:served_app"
 
 
 @dataclass
@@ -73,6 +75,7 @@ def server(app: str, env: dict[str, str]):
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--factory"] if app == SERVED_APP else []),
         ],
     )
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
@@ -239,7 +242,7 @@ def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str,
         reference.name = "reference: bare Starlette hello"
         figures.append(reference)
 
-    with server("api.main:app", env) as (base, pid):
+    with server(SERVED_APP, env) as (base, pid):
         tokens = preload(base)
         analyze(database_url)
         to = datetime.now(UTC).replace(microsecond=0)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from models.base import UTCDateTime, new_id, utc_now
+from models.base import ResponseModel, UTCDateTime, new_id, utc_now
 
 Scope = Literal["sessions:read", "sessions:write", "summaries:read", "clients:read"]
 ALL_SCOPES: frozenset[str] = frozenset(
@@ -36,7 +36,7 @@ class ApiKeyCreate(BaseModel):
     scopes: list[Scope] = Field(min_length=1, max_length=4)
 
 
-class ApiKeyPublic(BaseModel):
+class ApiKeyPublic(ResponseModel):
     id: uuid.UUID
     name: str
     scopes: list[Scope]
@@ -47,6 +47,6 @@ class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The key itself. Shown only in this response; store it now.")
 
 
-class ApiKeyList(BaseModel):
+class ApiKeyList(ResponseModel):
     items: list[ApiKeyPublic]
     next_cursor: str | None

@@ -2,7 +2,9 @@
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import DateTime, TypeDecorator
 from sqlmodel import SQLModel
 from uuid_utils.compat import uuid7
@@ -55,3 +57,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class ResponseModel(BaseModel):
+    """A response body. Every field is in every body, defaults included, so the published
+    schema requires each one (in serialization mode a default does not make a field optional,
+    and generated clients need no `?` checks). A field that a body may leave out says so with
+    `omitted_when_none()`."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omitted_when_none(**kwargs: Any) -> Any:
+    """A response field that is left out of the body, never null, when it has no value.
+
+    Annotate it `T | SkipJsonSchema[None]`: the schema then lists it as optional, of type T,
+    without null and without the meaningless `default: null`."""
+    return Field(default=None, exclude_if=_is_none, json_schema_extra=_without_default, **kwargs)

@@ -4,8 +4,12 @@ Validation (what a rating may name, the range of a value) and summaries (directi
 improvement, responder thresholds) both read from here.
 """
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, PlainSerializer, WithJsonSchema
+
+from models.base import ResponseModel
 
 
 @dataclass(frozen=True)
@@ -97,11 +101,66 @@ MetricSlug = Literal["pain", "stiffness", "mobility", "rom"]
 ToolSlug = Literal["foam_roller", "ball", "peanut_ball", "stick", "percussion", "hands", "other"]
 
 
-def catalog_document() -> dict[str, object]:
+def _plain_number(value: float) -> int | float:
+    """6.0 as 6, as the catalog's numbers have always been written."""
+    return int(value) if float(value).is_integer() else value
+
+
+# Written as a plain JSON number (an integer where it is one), published as `number`.
+CatalogNumber = Annotated[
+    float,
+    PlainSerializer(_plain_number, return_type=int | float),
+    WithJsonSchema({"type": "number"}),
+]
+
+
+class CatalogRegion(ResponseModel):
+    slug: RegionSlug
+    name: str
+
+
+class CatalogMetric(ResponseModel):
+    slug: MetricSlug
+    name: str
+    unit: str
+    min: CatalogNumber = Field(description="The lowest value a rating may have.")
+    max: CatalogNumber = Field(description="The highest value a rating may have.")
+    better: Literal["lower", "higher"] = Field(description="Which way is an improvement.")
+    mcid_abs: CatalogNumber = Field(
+        description="Minimal clinically important difference, in the metric's unit."
+    )
+    mcid_pct: CatalogNumber | None = Field(
+        description="Minimal clinically important difference as a percentage of `before` "
+        "(e.g. 30), or null when the metric has none."
+    )
+
+
+class Catalog(ResponseModel):
     """The body of GET /v1/catalog."""
-    return {
-        "regions": [asdict(region) for region in REGIONS],
-        "sides": list(SIDES),
-        "metrics": [asdict(metric) for metric in METRICS],
-        "tools": list(TOOLS),
-    }
+
+    regions: list[CatalogRegion]
+    sides: list[SideSlug]
+    metrics: list[CatalogMetric]
+    tools: list[ToolSlug]
+
+
+def catalog_document() -> Catalog:
+    """The body of GET /v1/catalog, from the tuples above."""
+    return Catalog(
+        regions=[CatalogRegion(slug=region.slug, name=region.name) for region in REGIONS],
+        sides=list(SIDES),
+        metrics=[
+            CatalogMetric(
+                slug=metric.slug,
+                name=metric.name,
+                unit=metric.unit,
+                min=metric.min,
+                max=metric.max,
+                better=metric.better,
+                mcid_abs=metric.mcid_abs,
+                mcid_pct=metric.mcid_pct,
+            )
+            for metric in METRICS
+        ],
+        tools=list(TOOLS),
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import Index
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from models.base import UTCDateTime, new_id, utc_now
+from models.base import ResponseModel, UTCDateTime, new_id, utc_now
 from models.user import PersonRef
 
 
@@ -44,7 +44,7 @@ class Grant(SQLModel, table=True):
     revoked_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
 
 
-class InvitePublic(BaseModel):
+class InvitePublic(ResponseModel):
     code: str
     expires_at: datetime
 
@@ -55,13 +55,13 @@ class GrantCreate(BaseModel):
     code: str = Field(min_length=1, max_length=200)
 
 
-class GrantPublic(BaseModel):
+class GrantPublic(ResponseModel):
     id: uuid.UUID
     coach: PersonRef
     created_at: datetime
 
 
-class GrantList(BaseModel):
+class GrantList(ResponseModel):
     items: list[GrantPublic]
     next_cursor: str | None
 
@@ -72,7 +72,7 @@ RosterFlag = Literal["inactive_7d", "pain_worsening", "pain_after_higher"]
 PainTrend = Literal["improving", "stable", "worsening"]
 
 
-class RosterPain(BaseModel):
+class RosterPain(ResponseModel):
     """The client's pain over the last 28 days (null while there is too little to say)."""
 
     mean_before_28d: float | None = Field(description="Mean pain before sessions, 0..10.")
@@ -80,7 +80,7 @@ class RosterPain(BaseModel):
     trend: PainTrend | None = Field(description="The 28-day pain trend.")
 
 
-class RosterEntry(BaseModel):
+class RosterEntry(ResponseModel):
     client: PersonRef
     granted_at: datetime = Field(description="When the client granted access.")
     last_session_at: datetime | None = Field(description="`started_at` of the latest session.")
@@ -94,5 +94,5 @@ class RosterEntry(BaseModel):
     )
 
 
-class Roster(BaseModel):
+class Roster(ResponseModel):
     items: list[RosterEntry]

@@ -4,7 +4,7 @@ import math
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,11 +19,12 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from models.base import UTCDateTime, utc_now
+from models.base import ResponseModel, UTCDateTime, omitted_when_none, utc_now
 from models.catalog import METRICS_BY_SLUG, MetricSlug, RegionSlug, SideSlug, ToolSlug
 
 MAX_FUTURE = timedelta(minutes=5)
@@ -164,10 +165,10 @@ class RatingIn(BaseModel):
         return value
 
 
-class RatingPublic(BaseModel):
-    region: str
-    side: str
-    metric: str
+class RatingPublic(ResponseModel):
+    region: RegionSlug
+    side: SideSlug
+    metric: MetricSlug
     before: Annotated[float, PlainSerializer(_plain_number, return_type=int | float)]
     after: Annotated[float | None, PlainSerializer(_plain_number, return_type=int | float | None)]
 
@@ -259,11 +260,11 @@ class SessionUpdate(BaseModel):
         return _check_unique_ratings(value)
 
 
-class SessionPublic(BaseModel):
+class SessionPublic(ResponseModel):
     id: uuid.UUID
     started_at: datetime
     ended_at: datetime | None
-    tool: str | None
+    tool: ToolSlug | None
     water_before_ml: Annotated[
         float | None, PlainSerializer(_plain_number, return_type=int | float | None)
     ]
@@ -279,7 +280,7 @@ class SessionPublic(BaseModel):
     updated_at: datetime
 
 
-class SessionList(BaseModel):
+class SessionList(ResponseModel):
     items: list[SessionPublic]
     next_cursor: str | None
 
@@ -290,29 +291,35 @@ class BatchRequest(BaseModel):
     sessions: list[dict[str, Any]] = Field(min_length=1, max_length=500)
 
 
-class FieldError(BaseModel):
+class FieldError(ResponseModel):
     loc: list[str | int]
     msg: str
 
 
-class BatchItemResult(BaseModel):
-    # Left out (not null) for an invalid item without a usable id.
-    id: uuid.UUID | None = None
-    status: str = Field(description="created | unchanged | conflict | invalid")
-    errors: list[FieldError] | None = None
+BatchStatus = Literal["created", "unchanged", "conflict", "invalid"]
 
 
-class BatchResponse(BaseModel):
+class BatchItemResult(ResponseModel):
+    id: uuid.UUID | SkipJsonSchema[None] = omitted_when_none(
+        description="Left out for an invalid item without a usable id."
+    )
+    status: BatchStatus
+    errors: list[FieldError] | SkipJsonSchema[None] = omitted_when_none(
+        description="Why the item is invalid; only with `invalid`."
+    )
+
+
+class BatchResponse(ResponseModel):
     results: list[BatchItemResult]
 
 
-class ChangeItem(BaseModel):
+class ChangeItem(ResponseModel):
     id: uuid.UUID
     deleted: bool
     session: SessionPublic | None
 
 
-class ChangeFeed(BaseModel):
+class ChangeFeed(ResponseModel):
     items: list[ChangeItem]
     next_since: str
     has_more: bool

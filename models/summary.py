@@ -3,13 +3,16 @@
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from models.base import ResponseModel
+from models.catalog import MetricSlug, RegionSlug, SideSlug
 
 Bucket = Literal["day", "week", "month"]
 Trend = Literal["improving", "stable", "worsening"]
 
 
-class SummaryPeriod(BaseModel):
+class SummaryPeriod(ResponseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     from_: datetime = Field(alias="from", description="Start of the period (inclusive), UTC.")
@@ -18,7 +21,7 @@ class SummaryPeriod(BaseModel):
     bucket: Bucket
 
 
-class Adherence(BaseModel):
+class Adherence(ResponseModel):
     sessions: int
     complete_sessions: int
     active_days: int = Field(description="Local dates with at least one session.")
@@ -33,7 +36,7 @@ class Adherence(BaseModel):
     last_session_at: datetime | None
 
 
-class Hydration(BaseModel):
+class Hydration(ResponseModel):
     sessions_with_water: int = Field(description="Sessions that logged both water amounts.")
     hydrated_sessions: int = Field(description="Both amounts at least 300 ml.")
     hydrated_rate: float | None
@@ -41,14 +44,14 @@ class Hydration(BaseModel):
     unwell_rate_not_hydrated: float | None
 
 
-class Baseline(BaseModel):
+class Baseline(ResponseModel):
     slope_per_week: float | None = Field(
         description="Least-squares slope of `before` against time in weeks, sign as stored."
     )
     trend: Trend | None
 
 
-class SeriesPoint(BaseModel):
+class SeriesPoint(ResponseModel):
     start: date = Field(description="The bucket's first local date.")
     sessions: int
     mean_before: float | None
@@ -56,10 +59,10 @@ class SeriesPoint(BaseModel):
     mean_change: float | None
 
 
-class MetricSummary(BaseModel):
-    region: str
-    side: str
-    metric: str
+class MetricSummary(ResponseModel):
+    region: RegionSlug
+    side: SideSlug
+    metric: MetricSlug
     better: Literal["lower", "higher"]
     pairs: int
     mean_before: float | None
@@ -72,7 +75,7 @@ class MetricSummary(BaseModel):
     series: list[SeriesPoint]
 
 
-class Summary(BaseModel):
+class Summary(ResponseModel):
     period: SummaryPeriod
     adherence: Adherence
     hydration: Hydration

@@ -3,15 +3,15 @@
 import uuid
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
 from sqlalchemy import Column, Integer
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from models.base import UTCDateTime, new_id, utc_now
+from models.base import ResponseModel, UTCDateTime, new_id, utc_now
 
 
 @lru_cache(maxsize=1)
@@ -63,7 +63,7 @@ class UserUpdate(BaseModel):
     timezone: TimeZoneName | None = None
 
 
-class UserPublic(BaseModel):
+class UserPublic(ResponseModel):
     id: uuid.UUID
     email: str
     display_name: str
@@ -71,14 +71,14 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
-class PersonRef(BaseModel):
+class PersonRef(ResponseModel):
     """How one person appears inside another's data (a coach in a grant, a client in a roster)."""
 
     id: uuid.UUID
     display_name: str
 
 
-class Token(BaseModel):
+class Token(ResponseModel):
     access_token: str
-    token_type: str = Field(default="bearer")
+    token_type: Literal["bearer"] = "bearer"
     expires_in: int

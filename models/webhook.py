@@ -9,7 +9,7 @@ from sqlalchemy import Column, Index, Integer, String, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from models.base import UTCDateTime, new_id, utc_now
+from models.base import ResponseModel, UTCDateTime, new_id, utc_now
 
 EventType = Literal["session.created", "session.updated", "session.deleted"]
 EVENT_TYPES: tuple[str, ...] = ("session.created", "session.updated", "session.deleted")
@@ -94,7 +94,7 @@ class WebhookCreate(BaseModel):
         return value
 
 
-class WebhookPublic(BaseModel):
+class WebhookPublic(ResponseModel):
     id: uuid.UUID
     url: str
     events: list[EventType]
@@ -107,12 +107,12 @@ class WebhookCreated(WebhookPublic):
     )
 
 
-class WebhookList(BaseModel):
+class WebhookList(ResponseModel):
     items: list[WebhookPublic]
     next_cursor: str | None
 
 
-class DeliveryPublic(BaseModel):
+class DeliveryPublic(ResponseModel):
     id: uuid.UUID = Field(description="Also the `webhook-id` header of every attempt.")
     event_type: EventType
     status: DeliveryStatus
@@ -129,6 +129,6 @@ class DeliveryPublic(BaseModel):
     )
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(ResponseModel):
     items: list[DeliveryPublic]
     next_cursor: str | None

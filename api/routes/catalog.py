@@ -1,16 +1,15 @@
 """The catalog: what a rating can name. No authentication."""
 
-from typing import Any
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter
-
-from models.catalog import catalog_document
+from models.catalog import Catalog, catalog_document
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
-_CATALOG = catalog_document()
+# It never changes while the process runs: serialised once.
+_CATALOG_JSON = catalog_document().model_dump_json()
 
 
-@router.get("/catalog", summary="Regions, sides, metrics and tools")
-def read_catalog() -> dict[str, Any]:
-    return _CATALOG
+@router.get("/catalog", response_model=Catalog, summary="Regions, sides, metrics and tools")
+async def read_catalog() -> Response:  # no I/O: no worker thread
+    return Response(_CATALOG_JSON, media_type="application/json")

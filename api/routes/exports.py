@@ -10,6 +10,7 @@ from api.deps import CallerDep, SessionDep, SessionsReader
 from api.openapi import problem_responses
 from api.services import csv_export, fhir
 from api.services.access import readable_person
+from models.fhir import FhirBundle
 
 # No router-wide tag: the schema has always listed the CSV exports with the summaries.
 router = APIRouter()
@@ -69,7 +70,7 @@ BUNDLE_RESPONSE: dict[int | str, dict[str, Any]] = {
         "is certain, text otherwise, with laterality in the `observation-structureLaterality` "
         "extension; the phase is a component (`before` / `after`); `identifier` is the "
         "session id; `effectiveDateTime` the session's `started_at`.",
-        "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+        "model": FhirBundle,
     }
 }
 
