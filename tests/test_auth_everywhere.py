@@ -25,6 +25,8 @@ PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/v1/catalog"),
     ("GET", "/metrics"),
+    ("GET", "/docs"),
+    ("GET", "/redoc"),
 }
 # Bodies valid enough to reach the write itself: a session write learns that the account is
 # gone when its transaction locks the account row, after the body is validated.
