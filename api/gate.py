@@ -65,9 +65,9 @@ def database_gate(settings: Settings) -> DatabaseGate:
     """As many requests as the pool has connections (PostgreSQL).
 
     SQLite runs one writer at a time, so a few requests at once keep it busy; more only make
-    worker threads fight over the GIL while they queue for the write lock (measured: 4 gave
-    ~30 % more POSTs per second than 30). Writers queue on the process's write lock inside
-    their worker thread, which they hold until they finish.
+    worker threads fight over the GIL while they queue for the write lock (bench/RESULTS.md
+    compares 4 with 30). Writers queue on the process's write lock inside their worker
+    thread, which they hold until they finish.
     """
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         return DatabaseGate(min(SQLITE_CONCURRENT_REQUESTS, settings.db_pool_size))

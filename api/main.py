@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=_lifespan,
         # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks would otherwise look
-        # up the global providers on every request (~10 % of a trivial request's time).
+        # up the global providers on every request (bench/RESULTS.md).
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # Served by install_docs, from installed files rather than a CDN.
         docs_url=None,

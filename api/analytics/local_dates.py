@@ -44,7 +44,7 @@ def _epoch_sqlite(element: EpochSeconds, compiler: Any, **kw: Any) -> str:
 @compiles(EpochSeconds)
 def _epoch_default(element: EpochSeconds, compiler: Any, **kw: Any) -> str:
     # date_part is double precision (exact for whole seconds, and floor cannot cross a second
-    # at microsecond resolution); extract(epoch ...) is numeric, measured 40% slower.
+    # at microsecond resolution); extract(epoch ...) is numeric, and slower (bench/RESULTS.md).
     (column,) = element.clauses
     return f"CAST(floor(date_part('epoch', {compiler.process(column, **kw)})) AS BIGINT)"
 

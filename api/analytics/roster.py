@@ -117,7 +117,7 @@ def roster(db: Session, coach_id: uuid.UUID) -> Roster:
     lookups on the (user_id, started_at) index (the latest session, and the counts over 7
     and 28 days). Driven by the grants, the plan is the same with or without planner
     statistics; a grouped join over every client's sessions was not (PostgreSQL re-ran it
-    once per client: 200 ms for 200 clients before ANALYZE).
+    once per client before ANALYZE).
     """
     now = utc_now()
     week_ago, four_weeks_ago = now - timedelta(days=7), now - timedelta(days=28)
