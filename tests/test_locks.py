@@ -3,7 +3,8 @@ extra) is pinned in them at a version it allows, the runtime lock holds nothing 
 dev extra asks for, and the two locks agree. When one of these fails, run `make lock`.
 
 No network: the locks and pyproject.toml are read as text; the extras of a locked package are
-read from its installed metadata (`make install` installs exactly the dev lock)."""
+read from its installed metadata (`make install` installs exactly the dev lock; in another
+environment that check is skipped)."""
 
 import tomllib
 from dataclasses import dataclass, field
@@ -120,10 +121,10 @@ def test_the_extras_pyproject_asks_for_are_locked(lock_name: str) -> None:
         name = canonicalize_name(requirement.name)
         (pin,) = _pins_here(pins, name)
         installed = metadata.distribution(name)
-        assert Version(installed.version) == pin.version, (
-            f"{name} {installed.version} is installed, the lock has {pin.version}: "
-            "run `make install`"
-        )
+        if Version(installed.version) != pin.version:
+            # Not the lock's environment (e.g. a --resolution lowest-direct check of the bounds):
+            # this package's extras may differ in the locked version.
+            pytest.skip(f"{name} {installed.version} is installed, the lock has {pin.version}")
         for extra in requirement.extras:
             for text in installed.requires or []:
                 needed = Requirement(text)
