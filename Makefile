@@ -9,7 +9,8 @@ DEV_LOCK := requirements-dev.lock
 # kept unless LOCK_FLAGS says otherwise: `make lock LOCK_FLAGS=--upgrade` (everything) or
 # `make lock LOCK_FLAGS='--upgrade-package fastapi'`.
 LOCK_FLAGS ?=
-UV_COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --generate-hashes \
+UV := $(VENV)/bin/uv
+UV_COMPILE := $(UV) pip compile pyproject.toml --quiet --universal --generate-hashes \
 	--custom-compile-command 'make lock' $(LOCK_FLAGS)
 # The default test database server; `make test` also runs the suite there when it is reachable.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -26,10 +27,15 @@ $(VENV)/.installed: pyproject.toml $(DEV_LOCK)
 
 install: $(VENV)/.installed
 
-# Regenerates both locks from pyproject.toml with uv (installed from the dev lock). The runtime
-# lock is constrained by the dev lock, so the two agree on every version they share. An
-# unchanged lock keeps its timestamp, so that `make install` does not reinstall for nothing.
-lock: install
+# uv comes from the dev lock. `make lock` uses the one in $(VENV) even when that environment is
+# out of date (e.g. pyproject.toml just gained a dependency): no reinstall before relocking.
+$(UV):
+	$(MAKE) install
+
+# Regenerates both locks from pyproject.toml with uv. The runtime lock is constrained by the dev
+# lock, so the two agree on every version they share. An unchanged lock keeps its timestamp, so
+# that `make install` does not reinstall for nothing.
+lock: $(UV)
 	@set -e; saved=$$(mktemp -d); trap 'rm -rf "$$saved"' EXIT; \
 	for lock in $(DEV_LOCK) $(LOCK); do if [ -e $$lock ]; then cp -p $$lock "$$saved/"; fi; done; \
 	$(UV_COMPILE) --extra dev --output-file $(DEV_LOCK); \
