@@ -1,6 +1,7 @@
 # releaselog: multi-stage image. The install and start steps are the ones CI and `make run` use:
-# `pip install` of this project into a virtual environment, then `releaselog serve` (migrate,
-# then uvicorn). Lint: `hadolint Dockerfile` (tests/test_docker.py runs it).
+# the pinned, hash-checked dependencies from a lock, then this project without resolving any
+# more, into a virtual environment; then `releaselog serve` (migrate, then uvicorn).
+# Lint: `hadolint Dockerfile` (tests/test_docker.py runs it).
 
 # --- build: a virtual environment with the project and its runtime dependencies -------------
 FROM python:3.11-slim AS build
@@ -8,11 +9,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# The runtime lock (`make lock` writes it) first: this layer is rebuilt only when it changes.
+COPY requirements.lock ./
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY api ./api
 COPY models ./models
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 
 # --- final: the virtual environment and the migrations; no compilers, no pip cache ----------
 FROM python:3.11-slim

@@ -2,18 +2,48 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Pinned, hash-checked installs: the runtime lock (the Docker image) and runtime + dev (make, CI).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# One lock for every platform and Python the project supports. Versions already in a lock are
+# kept unless LOCK_FLAGS says otherwise: `make lock LOCK_FLAGS=--upgrade` (everything) or
+# `make lock LOCK_FLAGS='--upgrade-package fastapi'`.
+LOCK_FLAGS ?=
+UV := $(VENV)/bin/uv
+UV_COMPILE := $(UV) pip compile pyproject.toml --quiet --universal --generate-hashes \
+	--custom-compile-command 'make lock' $(LOCK_FLAGS)
 # The default test database server; `make test` also runs the suite there when it is reachable.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run migrate test test-sqlite test-postgres lint
+.PHONY: install lock run migrate test test-sqlite test-postgres lint
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# A fresh environment with exactly the dev lock, then this project on top of it (editable).
+$(VENV)/.installed: pyproject.toml $(DEV_LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# uv comes from the dev lock. `make lock` uses the one in $(VENV) even when that environment is
+# out of date (e.g. pyproject.toml just gained a dependency): no reinstall before relocking.
+$(UV):
+	$(MAKE) install
+
+# Regenerates both locks from pyproject.toml with uv. The runtime lock is constrained by the dev
+# lock, so the two agree on every version they share. An unchanged lock keeps its timestamp, so
+# that `make install` does not reinstall for nothing.
+lock: $(UV)
+	@set -e; saved=$$(mktemp -d); trap 'rm -rf "$$saved"' EXIT; \
+	for lock in $(DEV_LOCK) $(LOCK); do if [ -e $$lock ]; then cp -p $$lock "$$saved/"; fi; done; \
+	$(UV_COMPILE) --extra dev --output-file $(DEV_LOCK); \
+	$(UV_COMPILE) --constraint $(DEV_LOCK) --output-file $(LOCK); \
+	for lock in $(DEV_LOCK) $(LOCK); do \
+		if cmp -s $$lock "$$saved/$$lock"; then touch -r "$$saved/$$lock" $$lock; echo "$$lock: unchanged"; \
+		else echo "$$lock: updated"; fi; \
+	done
 
 migrate: install
 	$(VENV)/bin/releaselog migrate

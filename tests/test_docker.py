@@ -89,9 +89,27 @@ def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
 
 
 def test_dockerfile_installs_and_starts_as_ci_and_make_run_do() -> None:
-    runs = " ".join(arguments for name, arguments in _instructions() if name == "RUN")
-    assert "pip install --no-cache-dir ." in runs  # Makefile: pip install -e '.[dev]'
+    instructions = _instructions()
+    build = instructions[: max(i for i, (name, _) in enumerate(instructions) if name == "FROM")]
+    steps = [
+        step.strip()
+        for name, arguments in build
+        if name == "RUN"
+        for step in arguments.split("&&")
+        if "pip install" in step
+    ]
+    # The runtime lock, hash-checked, then the project with nothing more resolved. The Makefile
+    # (and so CI) does the same from the dev lock, which pins the same runtime versions.
+    assert steps == [
+        "/opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock",
+        "/opt/venv/bin/pip install --no-cache-dir --no-deps .",
+    ]
+    assert ("COPY", "requirements.lock ./") in build
     makefile = (ROOT / "Makefile").read_text()
+    assert "DEV_LOCK := requirements-dev.lock" in makefile
+    assert "$(VENV)/.installed: pyproject.toml $(DEV_LOCK)" in makefile  # reinstalls on change
+    assert "$(PY) -m pip install --quiet --require-hashes -r $(DEV_LOCK)" in makefile
+    assert "$(PY) -m pip install --quiet --no-deps -e ." in makefile
     assert "$(VENV)/bin/releaselog serve" in makefile  # `make run`
     final = _final_stage()
     entrypoint = next(_exec_form(a) for name, a in reversed(final) if name == "ENTRYPOINT")
