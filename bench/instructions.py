@@ -1,11 +1,13 @@
 """Instructions per session create, counted by callgrind: repeatable where wall-clock is not.
 
-    .venv/bin/python bench/instructions.py [--creates 300] [--db sqlite|postgres]
+    .venv/bin/python bench/instructions.py [--creates 300] [--concurrency 32] [--db sqlite|postgres]
 
 Runs the app in-process (through its ASGI interface, lifespan included) on a fresh database,
-registers 16 people, then sends `--creates` session creates, 32 at a time. The whole run is
-counted twice under `valgrind --tool=callgrind`, once with no creates and once with them; the
-difference divided by the number of creates is one create's cost, with the set-up taken out.
+registers 16 people, then sends `--creates` session creates, `--concurrency` at a time (1: each
+create alone in its transaction; more: concurrent creates share transactions, see GroupCommit).
+The whole run is counted twice under `valgrind --tool=callgrind`, once with no creates and once
+with them; the difference divided by the number of creates is one create's cost, with the
+set-up taken out.
 The same code, inputs and machine give the same count to within ~0.1 %, whatever else the
 machine is doing, so a change of a few per cent shows (wall-clock swings by ±20 % here).
 """
@@ -24,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PEOPLE = 16
-CONCURRENCY = 32
 BODY = {
     "started_at": "2026-11-20T07:30:00+01:00",
     "ended_at": "2026-11-20T07:45:00+01:00",
@@ -39,7 +40,7 @@ BODY = {
 }
 
 
-async def _run(database_url: str, creates: int) -> None:
+async def _run(database_url: str, creates: int, concurrency: int) -> None:
     import httpx
 
     sys.path.insert(0, str(ROOT))
@@ -80,7 +81,7 @@ async def _run(database_url: str, creates: int) -> None:
                 )
                 assert response.status_code == 201, response.text
 
-        await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
 
 
 def _database(kind: str) -> str:
@@ -93,7 +94,7 @@ def _database(kind: str) -> str:
     return create_postgres_database(base)[0]  # left behind: a scratch database per run
 
 
-def _counted(kind: str, creates: int) -> int:
+def _counted(kind: str, concurrency: int, creates: int) -> int:
     """Instructions of one whole in-process run under callgrind."""
     out = Path(tempfile.mkdtemp()) / "callgrind.out"
     command = [
@@ -107,6 +108,8 @@ def _counted(kind: str, creates: int) -> int:
         _database(kind),
         "--creates",
         str(creates),
+        "--concurrency",
+        str(concurrency),
     ]
     subprocess.run(command, check=True, capture_output=True)
     totals = re.search(r"^(?:totals|summary): (\d+)", out.read_text(), re.MULTILINE)
@@ -117,17 +120,21 @@ def _counted(kind: str, creates: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--creates", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        asyncio.run(_run(args.db_url, args.creates))
+        asyncio.run(_run(args.db_url, args.creates, args.concurrency))
         return
     with ThreadPoolExecutor(2) as runs:  # the two counts side by side
-        base, full = runs.map(partial(_counted, args.db), (0, args.creates))
+        base, full = runs.map(partial(_counted, args.db, args.concurrency), (0, args.creates))
     per_create = (full - base) / args.creates
-    print(f"{args.db}: {per_create / 1e6:.3f} M instructions per create ({args.creates} creates)")  # noqa: T201
+    print(  # noqa: T201
+        f"{args.db}: {per_create / 1e6:.3f} M instructions per create "
+        f"({args.creates} creates, {args.concurrency} at a time)"
+    )
 
 
 if __name__ == "__main__":
