@@ -3,7 +3,7 @@ one way to open a write transaction, and SQLite's WAL upkeep."""
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -49,7 +49,7 @@ _WRITE_OPTION = "releaselog_write"
 _SQLITE_WRITE_LOCKS: "WeakKeyDictionary[Engine, threading.Lock]" = WeakKeyDictionary()
 
 
-def _refuse_nul(rows: Iterable[Any]) -> None:
+def refuse_nul(rows: Iterable[Any]) -> None:
     """PostgreSQL cannot store U+0000 in text (the driver fails: a 500). Refuse it up front,
     on every backend alike, for every statement: no endpoint, present or future, can forget.
     `rows`: each statement's parameters (a dict or a sequence)."""
@@ -64,7 +64,7 @@ def _refuse_nul_characters(  # type: ignore[no-untyped-def]
     _connection, _cursor, _statement, parameters, _context, executemany
 ) -> None:
     """_refuse_nul for every statement SQLAlchemy runs."""
-    _refuse_nul(parameters if executemany else (parameters,))
+    refuse_nul(parameters if executemany else (parameters,))
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -97,6 +97,11 @@ def create_db_engine(settings: Settings) -> Engine:
     return engine
 
 
+def write_lock(engine: Engine) -> AbstractContextManager[object]:
+    """The process's lock that writers to `engine` queue on (SQLite; none elsewhere)."""
+    return _SQLITE_WRITE_LOCKS.get(engine) or nullcontext()
+
+
 @contextmanager
 def write_transaction(db: Session) -> Iterator[Connection]:
     """Run the block as one write transaction of `db`; the block commits. Yields the
@@ -107,10 +112,10 @@ def write_transaction(db: Session) -> Iterator[Connection]:
     uncommitted, on an exception or not, is rolled back before the lock is released.
     """
     engine = db.get_bind()
-    lock = _SQLITE_WRITE_LOCKS.get(engine) if isinstance(engine, Engine) else None
+    assert isinstance(engine, Engine)
     if db.in_transaction():
         db.commit()  # end the read transaction before queueing for the lock
-    with lock or nullcontext():
+    with write_lock(engine):
         try:
             yield db.connection(execution_options={_WRITE_OPTION: True})
         finally:

@@ -1,5 +1,6 @@
 """The database layer's own guarantees: a write transaction keeps only what it commits, no
-statement stores NUL, a request's database turn cannot deadlock itself, and writes that share
+statement stores NUL, the driver-level writes store exactly what SQLAlchemy would and fail as
+SQLAlchemy would, a request's database turn cannot deadlock itself, and writes that share
 a commit (GroupCommit) succeed and fail exactly as they would alone."""
 
 import asyncio
@@ -7,15 +8,18 @@ import contextlib
 import sqlite3
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.db import wal_checkpoint, write_transaction
+from api.driver import driver_transaction
 from api.errors import BadRequest, Unauthorized
 from api.gate import DatabaseGate
 from api.group_commit import GroupCommit
@@ -49,6 +53,75 @@ def test_no_statement_can_store_a_nul_character(app: FastAPI, alice: Person) -> 
     with Session(app_state(app).engine) as db, write_transaction(db) as connection:
         with pytest.raises(BadRequest):
             connection.execute(update(User).where(User.id == owner).values(display_name="a\x00b"))
+
+
+_INSERT = insert(SESSION_TABLE)
+
+
+def _row(owner: str, **overrides: object) -> dict[str, object]:
+    moment = datetime(2026, 11, 20, 6, 30, 0, 123456, tzinfo=UTC)
+    row: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "user_id": uuid.UUID(owner),
+        "started_at": moment,
+        "ended_at": None,
+        "tool": "foam_roller",
+        "water_before_ml": 400.0,
+        "water_after_ml": 350.5,
+        "felt_unwell_after": False,
+        "notes": "left side tender",
+        "complete": True,
+        "version": 1,
+        "created_at": moment,
+        "updated_at": moment,
+        "deleted_at": None,
+        "change_seq": 0,
+        "create_hash": "f" * 64,
+    }
+    row.update(overrides)
+    return row
+
+
+def _stored_rows(app: FastAPI) -> list[dict[str, object]]:
+    """Every session as the database holds it (the driver's own values, no SQLAlchemy types),
+    in feed order, without the columns that differ by design."""
+    with app_state(app).engine.connect() as connection:
+        raw = connection.exec_driver_sql("SELECT * FROM release_session ORDER BY change_seq")
+        return [
+            {key: value for key, value in row.items() if key not in ("id", "change_seq")}
+            for row in raw.mappings()
+        ]
+
+
+def test_a_driver_write_stores_exactly_what_sqlalchemy_stores(app: FastAPI, alice: Person) -> None:
+    by_driver, by_sqlalchemy = _row(alice.id, change_seq=1), _row(alice.id, change_seq=2)
+    with driver_transaction(app_state(app).engine) as connection:
+        assert connection.execute(_INSERT, by_driver) == []
+        connection.commit()
+    with app_state(app).engine.begin() as connection:
+        connection.execute(_INSERT, by_sqlalchemy)
+
+    driver_row, sqlalchemy_row = _stored_rows(app)
+    assert driver_row == sqlalchemy_row
+    # ... and reads come back through SQLAlchemy's result processors as the same values.
+    with driver_transaction(app_state(app).engine) as connection:
+        found = connection.execute(
+            select(SESSION_TABLE.c.id, SESSION_TABLE.c.started_at).where(
+                SESSION_TABLE.c.id.in_([by_driver["id"]])
+            ),
+            {},
+        )
+    assert found == [(by_driver["id"], by_driver["started_at"])]
+
+
+def test_a_driver_write_fails_as_sqlalchemy_and_leaves_nothing(app: FastAPI, alice: Person) -> None:
+    first = _row(alice.id, change_seq=1)
+    with pytest.raises(IntegrityError), driver_transaction(app_state(app).engine) as connection:
+        connection.execute(_INSERT, [_row(alice.id, change_seq=2), first, first])
+    with pytest.raises(BadRequest), driver_transaction(app_state(app).engine) as connection:
+        connection.execute(_INSERT, _row(alice.id, notes="nul \x00 inside", change_seq=3))
+    with driver_transaction(app_state(app).engine) as connection:
+        assert connection.execute(select(SESSION_TABLE.c.id), {}) == []
 
 
 def test_a_request_holding_its_turn_never_waits_for_a_second() -> None:

@@ -1,10 +1,11 @@
 """Release sessions: create (idempotent), read, list, merge-patch, delete, batch.
 
-Every write goes one way: a write transaction (db.write_transaction) that first reserves the
-owner's feed positions (sync.reserve_feed_positions, which locks the account row and answers
-401 when the account is gone), then runs the Core statements below, queues the webhook events
-of the change in the same transaction, and commits once. Single creates take that way in
-groups: concurrent creates share one transaction (create_sessions, run by a GroupCommit).
+Every write goes one way: a write transaction on the driver (api/driver.py: the prebuilt Core
+statements below, compiled once) that first reserves the owner's feed positions
+(sync.reserve_feed_positions, which locks the account row and answers 401 when the account is
+gone), then changes the rows, queues the webhook events of the change in the same transaction,
+and commits once. Single creates take that way in groups: concurrent creates share one
+transaction (create_sessions, run by a GroupCommit).
 """
 
 import hashlib
@@ -17,11 +18,11 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Engine, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.db import write_transaction
+from api.driver import DriverConnection, driver_transaction, request_write
 from api.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_errors
 from api.group_commit import GroupCommit
 from api.metrics import SESSIONS_CREATED
@@ -56,11 +57,31 @@ _CONTENT_FIELDS = (
 )
 # What a tombstone keeps of its session: its id, start, owner and feed position.
 _CLEARED_BY_DELETE = tuple(name for name in _CONTENT_FIELDS if name != "started_at")
+# What a change (a patch, a delete) sets.
+_CHANGED_FIELDS = (
+    *_CONTENT_FIELDS,
+    "complete",
+    "version",
+    "updated_at",
+    "deleted_at",
+    "change_seq",
+)
+_SESSION_FIELDS = tuple(SESSION_TABLE.c.keys())
+_RATING_FIELDS = ("region", "side", "metric", "before", "after")
 
 # The statements of every write, built once.
 _INSERT_SESSION = insert(SESSION_TABLE)
 _INSERT_RATING = insert(RATING_TABLE)
-_UPDATE_SESSION = update(SESSION_TABLE).where(SESSION_TABLE.c.id == bindparam("session_id"))
+_UPDATE_SESSION = (
+    update(SESSION_TABLE)
+    .where(SESSION_TABLE.c.id == bindparam("session_id"))
+    .values({name: bindparam(f"new_{name}") for name in _CHANGED_FIELDS})
+)
+_RATINGS_OF = (
+    select(*(RATING_TABLE.c[name] for name in _RATING_FIELDS))
+    .where(RATING_TABLE.c.session_id == bindparam("session_id"))
+    .order_by(RATING_TABLE.c.position)
+)
 _DELETE_RATINGS = delete(RATING_TABLE).where(RATING_TABLE.c.session_id == bindparam("session_id"))
 _LIVE_SESSION = select(*SESSION_TABLE.c).where(
     SESSION_TABLE.c.id == bindparam("session_id"),
@@ -114,16 +135,25 @@ def public_session(values: Mapping[str, Any], ratings: Sequence[Any]) -> Session
 # --- reading -----------------------------------------------------------------------------
 
 
-def _live_row(connection: Connection, owner_id: uuid.UUID, session_id: uuid.UUID) -> dict[str, Any]:
-    found = connection.execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
-    row = found.mappings().first()
-    if row is None:
+def _live_row(
+    connection: DriverConnection, owner_id: uuid.UUID, session_id: uuid.UUID
+) -> dict[str, Any]:
+    rows = connection.execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
+    if not rows:
         raise NotFound("No such session.")
-    return dict(row)
+    return dict(zip(_SESSION_FIELDS, rows[0], strict=True))
+
+
+def _ratings_of(connection: DriverConnection, session_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = connection.execute(_RATINGS_OF, {"session_id": session_id})
+    return [dict(zip(_RATING_FIELDS, row, strict=True)) for row in rows]
 
 
 def get_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> SessionPublic:
-    row = _live_row(db.connection(), owner_id, session_id)
+    found = db.connection().execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
+    row = found.mappings().first()
+    if row is None:
+        raise NotFound("No such session.")
     return public_session(row, ratings_by_session(db, [session_id])[session_id])
 
 
@@ -229,15 +259,17 @@ def _new_row(
     }
 
 
-def _insert(connection: Connection, sessions: list[dict[str, Any]], ratings: list[Any]) -> None:
+def _insert(
+    connection: DriverConnection, sessions: list[dict[str, Any]], ratings: list[Any]
+) -> None:
     connection.execute(_INSERT_SESSION, sessions)
     if ratings:
         connection.execute(_INSERT_RATING, ratings)
 
 
-def _commit_creates(db: Session, created: int) -> None:
+def _commit_creates(connection: DriverConnection, created: int) -> None:
     """Commit a write that created sessions, and count them (the one place that does)."""
-    db.commit()
+    connection.commit()
     SESSIONS_CREATED.inc(created)
 
 
@@ -245,7 +277,9 @@ def _commit_creates(db: Session, created: int) -> None:
 StoredId = tuple[uuid.UUID, str, bool]
 
 
-def _stored_ids(connection: Connection, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
+def _stored_ids(
+    connection: DriverConnection, session_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, StoredId]:
     rows = connection.execute(_STORED_IDS, {"ids": session_ids})
     return {row[0]: (row[1], row[2], row[3] is not None) for row in rows}
 
@@ -301,12 +335,12 @@ def create_sessions(engine: Engine, creates: list[NewSession]) -> list[SessionPu
     by_owner: dict[uuid.UUID, list[NewSession]] = {}
     for new in creates:
         by_owner.setdefault(new.owner_id, []).append(new)
-    with Session(engine, expire_on_commit=False) as db, write_transaction(db) as connection:
+    with driver_transaction(engine) as connection:
         first_seq = reserve_feed_positions(connection, {o: len(n) for o, n in by_owner.items()})
         ids = [new.session_id for new in creates]
         taken = _stored_ids(connection, ids)
         if len(set(ids)) < len(ids) or taken:
-            raise IdTaken(_replay(db, creates[0], taken) if len(creates) == 1 else None)
+            raise IdTaken(_replay(connection, creates[0], taken) if len(creates) == 1 else None)
         rows = [
             {**new.row, "change_seq": first_seq[owner_id] + offset}
             for owner_id, owned in by_owner.items()
@@ -321,15 +355,18 @@ def create_sessions(engine: Engine, creates: list[NewSession]) -> list[SessionPu
             if owner_id in hooks:
                 events = [("session.created", new.session_id, new.created) for new in owned]
                 enqueue_session_events(connection, owner_id, events, hooks[owner_id])
-        _commit_creates(db, len(rows))
+        _commit_creates(connection, len(rows))
     return [new.created for new in creates]
 
 
-def _replay(db: Session, new: NewSession, taken: dict[uuid.UUID, StoredId]) -> SessionPublic | None:
+def _replay(
+    connection: DriverConnection, new: NewSession, taken: dict[uuid.UUID, StoredId]
+) -> SessionPublic | None:
     stored = taken.get(new.session_id)
     if stored is None or not _is_replay(stored, new.owner_id, new.digest):
         return None
-    return get_session(db, new.owner_id, new.session_id)
+    row = _live_row(connection, new.owner_id, new.session_id)
+    return public_session(row, _ratings_of(connection, new.session_id))
 
 
 SessionCreates = GroupCommit[NewSession, SessionPublic]
@@ -365,7 +402,7 @@ def create_batch(
         except ValidationError as error:
             parsed.append([FieldError(**e) for e in field_errors(error.errors())])
     valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
-    with write_transaction(db) as connection:
+    with request_write(db) as connection:
         seq = next_feed_seq(connection, owner_id, max(len(valid), 1))
         known_ids = [entry.id for entry in valid if entry.id is not None]
         existing = _stored_ids(connection, known_ids) if known_ids else {}
@@ -404,7 +441,7 @@ def create_batch(
                     "Another request created one of these ids at the same time; retry the batch."
                 ) from None
             enqueue_session_events(connection, owner_id, events)
-        _commit_creates(db, len(rows))
+        _commit_creates(connection, len(rows))
     return results
 
 
@@ -439,11 +476,11 @@ def update_session(
     patch: SessionUpdate,
     if_match: str | None,
 ) -> SessionPublic:
-    with write_transaction(db) as connection:
+    with request_write(db) as connection:
         seq = next_feed_seq(connection, owner_id)
         row = _live_row(connection, owner_id, session_id)
         _check_if_match(if_match, row["version"])
-        ratings = ratings_by_session(db, [session_id])[session_id]
+        ratings = _ratings_of(connection, session_id)
         current = {name: row[name] for name in _CONTENT_FIELDS}
         current["ratings"] = ratings
         changes = patch.model_dump(exclude_unset=True)
@@ -452,14 +489,13 @@ def update_session(
         merged = _validated({**current, **changes})
         if merged == _validated(current):
             return public_session(row, ratings)  # nothing changes; nothing is committed
-        changed = {**_content(merged), "version": row["version"] + 1}
+        changed = {**row, **_content(merged), "version": row["version"] + 1}
         changed.update(updated_at=utc_now(), change_seq=seq)
-        connection.execute(_UPDATE_SESSION, {"session_id": session_id, **changed})
-        connection.execute(_DELETE_RATINGS, {"session_id": session_id})
+        _change(connection, session_id, changed)
         connection.execute(_INSERT_RATING, _rating_rows(session_id, owner_id, merged))
-        updated = public_session({**row, **changed}, merged.ratings)
+        updated = public_session(changed, merged.ratings)
         enqueue_session_events(connection, owner_id, [("session.updated", session_id, updated)])
-        db.commit()
+        connection.commit()
         return updated
 
 
@@ -467,15 +503,21 @@ def delete_session(
     db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, if_match: str | None = None
 ) -> None:
     """Delete the session's content, keeping a tombstone for the sync feed."""
-    with write_transaction(db) as connection:
+    with request_write(db) as connection:
         seq = next_feed_seq(connection, owner_id)
         row = _live_row(connection, owner_id, session_id)
         _check_if_match(if_match, row["version"])
         now = utc_now()
-        tombstone = dict.fromkeys(_CLEARED_BY_DELETE)
-        tombstone.update(deleted_at=now, updated_at=now, version=row["version"] + 1)
-        tombstone["change_seq"] = seq
-        connection.execute(_UPDATE_SESSION, {"session_id": session_id, **tombstone})
-        connection.execute(_DELETE_RATINGS, {"session_id": session_id})
+        tombstone = {**row, **dict.fromkeys(_CLEARED_BY_DELETE), "version": row["version"] + 1}
+        tombstone.update(deleted_at=now, updated_at=now, change_seq=seq)
+        _change(connection, session_id, tombstone)
         enqueue_session_events(connection, owner_id, [("session.deleted", session_id, None)])
-        db.commit()
+        connection.commit()
+
+
+def _change(connection: DriverConnection, session_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Store the session's new values (_CHANGED_FIELDS of `values`); its ratings are deleted,
+    for the caller to insert the new ones, if any."""
+    new = {f"new_{name}": values[name] for name in _CHANGED_FIELDS}
+    connection.execute(_UPDATE_SESSION, {"session_id": session_id, **new})
+    connection.execute(_DELETE_RATINGS, {"session_id": session_id})

@@ -22,7 +22,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Integer,
     Row,
     Select,
@@ -36,6 +35,7 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from api.db import write_transaction
+from api.driver import DriverConnection
 from api.errors import INVALID_TOKEN, BadRequest, Gone, Unauthorized
 from api.services.session_pages import PAGE_COLUMNS, read_page
 from models.release_session import SESSION_TABLE, ChangeFeed, ReleaseSession
@@ -54,7 +54,7 @@ _RESERVE_POSITIONS = (
 )
 
 
-def next_feed_seq(connection: Connection, user_id: uuid.UUID, count: int = 1) -> int:
+def next_feed_seq(connection: DriverConnection, user_id: uuid.UUID, count: int = 1) -> int:
     """Reserve `count` feed positions for the user; returns the first. Locks the user row.
 
     Every write to a person's sessions starts here, so this is also where a write learns that
@@ -92,7 +92,7 @@ def _reserve_for_owners(count: int) -> tuple[Select[Any], Update]:
 
 
 def reserve_feed_positions(
-    connection: Connection, counts: dict[uuid.UUID, int]
+    connection: DriverConnection, counts: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, int]:
     """next_feed_seq for several people in two statements; the first position of each."""
     if len(counts) == 1:
@@ -104,7 +104,7 @@ def reserve_feed_positions(
         values[f"user_{i}"], values[f"count_{i}"] = user_id, count
     if connection.dialect.name == "postgresql":
         connection.execute(lock, values)
-    last = dict(connection.execute(reserve, values).all())
+    last = {row[0]: row[1] for row in connection.execute(reserve, values)}
     if len(last) < len(counts):
         raise Unauthorized(INVALID_TOKEN)  # someone's account is gone
     return {user_id: last[user_id] - count + 1 for user_id, count in counts.items()}

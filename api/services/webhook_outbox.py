@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import bindparam, insert, select
 
+from api.driver import DriverConnection
 from models.base import ordered_id, utc_now
 from models.coaching import Grant
 from models.release_session import SessionPublic
@@ -60,7 +61,9 @@ _SUBSCRIBED_HOOKS = (
 Hooks = list[tuple[uuid.UUID, str]]  # (webhook id, its events) of a client's coaches
 
 
-def subscribed_hooks(connection: Connection, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, Hooks]:
+def subscribed_hooks(
+    connection: DriverConnection, client_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Hooks]:
     """The webhooks of each client's live coaches; clients without any are left out."""
     hooks: dict[uuid.UUID, Hooks] = {}
     for client_id, hook_id, events in connection.execute(
@@ -74,7 +77,7 @@ _INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-define
 
 
 def enqueue_session_events(
-    connection: Connection,
+    connection: DriverConnection,
     owner_id: uuid.UUID,
     events: Sequence[SessionEvent],
     hooks: Hooks | None = None,
