@@ -9,7 +9,7 @@ and read back is identical; driver errors are raised as SQLAlchemy's own excepti
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import Select
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
 
 from api.db import refuse_nul, write_lock
@@ -45,7 +46,10 @@ class _Compiled:
     processors: tuple[Processor | None, ...]
     positional: bool
     expanding: bool  # has `IN (:list)` parameters: the SQL depends on the values
-    results: tuple[Processor | None, ...] | None  # None: the statement returns no rows
+    returns: tuple[TypeEngine[Any], ...] | None  # the types of its rows; None: no rows
+    # Their result processors, made at the first result: some (PostgreSQL's numerics) depend
+    # on the type the driver describes the column with.
+    results: list[tuple[Processor | None, ...]] = field(default_factory=list, compare=False)
 
     def bind(self, values: Mapping[str, Any]) -> tuple[str, Sequence[Any] | dict[str, Any]]:
         sql, names, processors = self.sql, self.names, self.processors
@@ -58,12 +62,24 @@ class _Compiled:
         converted = _converted(values, names, processors)
         return sql, converted if self.positional else dict(zip(names, converted, strict=True))
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        assert self.results is not None
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip(raw, self.results, strict=True)
-        )
+    def rows(self, cursor: Any, dialect: Dialect) -> list[tuple[Any, ...]]:
+        assert self.returns is not None
+        if not self.results:
+            described = (column[1] for column in cursor.description)
+            self.results.append(
+                tuple(
+                    kind.dialect_impl(dialect).result_processor(dialect, code)
+                    for kind, code in zip(self.returns, described, strict=True)
+                )
+            )
+        processors = self.results[0]
+        return [
+            tuple(
+                value if process is None or value is None else process(value)
+                for value, process in zip(raw, processors, strict=True)
+            )
+            for raw in cursor.fetchall()
+        ]
 
 
 @lru_cache(maxsize=256)
@@ -74,14 +90,12 @@ def _compile(statement: Statement, dialect: Dialect) -> _Compiled:
         compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
     returned = list(statement.exported_columns)
-    results = None
+    returns = None
     if isinstance(statement, Select) or returned:
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
-        )
+        returns = tuple(column.type for column in returned)
     expanding = any(bind.expanding for bind in compiled.binds.values())
     return _Compiled(
-        compiled, compiled.string, names, processors, dialect.positional, expanding, results
+        compiled, compiled.string, names, processors, dialect.positional, expanding, returns
     )
 
 
@@ -118,9 +132,9 @@ class DriverConnection:
             return []
         sql, params = compiled.bind(values)
         self._run(sql, [params], many=False)
-        if compiled.results is None:
+        if compiled.returns is None:
             return []
-        return [compiled.row(raw) for raw in self._cursor.fetchall()]
+        return compiled.rows(self._cursor, self.dialect)
 
     def _run(self, sql: str, rows: list[Any], *, many: bool) -> None:
         refuse_nul(rows)
