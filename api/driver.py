@@ -1,8 +1,8 @@
 """Core statements run on the DBAPI cursor: the one executor of every session write.
 
-SQLAlchemy spends ~50-100 µs of Python on each execution (cache key, execution context, result
-set-up) where the driver needs a few: most of a small write's time (bench/RESULTS.md has the
-callgrind counts that keep this module). Here a statement is compiled once per dialect, and
+SQLAlchemy spends far more Python on each execution (cache key, execution context, result
+set-up) than the driver does, and for a small write that is most of its time: bench/RESULTS.md
+has the callgrind counts that keep this module. Here a statement is compiled once per dialect, and
 values pass through the same bind and result processors SQLAlchemy applies, so what is stored
 and read back is identical; driver errors are raised as SQLAlchemy's own exceptions.
 """
@@ -102,17 +102,15 @@ def _compile(statement: Statement, dialect: Dialect) -> _Compiled:
 class DriverConnection:
     """A pooled connection that runs prebuilt Core statements on the DBAPI cursor itself.
 
-    SQLAlchemy spends ~50-100 µs of Python on each execution (cache key, execution context,
-    result set-up) where the driver needs ~5: most of a small write's time. Here a statement
-    is compiled once per dialect, and values pass through the same bind and result processors
-    SQLAlchemy applies, so what is stored and read back is identical. Driver errors are raised
-    as SQLAlchemy's own exceptions (IntegrityError, OperationalError, ...), a connection that
-    lost its server is dropped from the pool, and the NUL rule of every statement applies.
+    A statement is compiled once per dialect, and values pass through the same bind and result
+    processors SQLAlchemy applies, so what is stored and read back is identical. Driver errors
+    are raised as SQLAlchemy's own exceptions (IntegrityError, OperationalError, ...), a
+    connection that lost its server is dropped from the pool, and the NUL rule applies to
+    every statement.
 
     `execute(statement, values)` has the call shape of SQLAlchemy's Connection.execute (a list
-    of value dicts: executemany) and returns the rows as tuples, so code that only executes
-    statements can be handed either. Statements must be built once (module constants): the
-    compiled form is cached by identity.
+    of value dicts: executemany) and returns the rows as tuples. Statements must be built once
+    (module constants): the compiled form is cached by identity.
     """
 
     def __init__(self, connection: Any, dialect: Dialect) -> None:
