@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Engine, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -94,7 +94,6 @@ _STORED_IDS = select(
     SESSION_TABLE.c.create_hash,
     SESSION_TABLE.c.deleted_at,
 ).where(SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
-_PUBLIC_LIST = TypeAdapter(list[SessionPublic])
 
 
 @dataclass(frozen=True)
@@ -135,13 +134,19 @@ def public_session(values: Mapping[str, Any], ratings: Sequence[Any]) -> Session
 # --- reading -----------------------------------------------------------------------------
 
 
-def _live_row(
+def _live_row(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """The one row _LIVE_SESSION found, by column name; 404 when it found none."""
+    for row in rows:
+        return dict(zip(_SESSION_FIELDS, row, strict=True))
+    raise NotFound("No such session.")
+
+
+def _live_session(
     connection: DriverConnection, owner_id: uuid.UUID, session_id: uuid.UUID
 ) -> dict[str, Any]:
-    rows = connection.execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
-    if not rows:
-        raise NotFound("No such session.")
-    return dict(zip(_SESSION_FIELDS, rows[0], strict=True))
+    return _live_row(
+        connection.execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
+    )
 
 
 def _ratings_of(connection: DriverConnection, session_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -151,22 +156,8 @@ def _ratings_of(connection: DriverConnection, session_id: uuid.UUID) -> list[dic
 
 def get_session(db: Session, owner_id: uuid.UUID, session_id: uuid.UUID) -> SessionPublic:
     found = db.connection().execute(_LIVE_SESSION, {"session_id": session_id, "owner_id": owner_id})
-    row = found.mappings().first()
-    if row is None:
-        raise NotFound("No such session.")
+    row = _live_row(list(found))
     return public_session(row, ratings_by_session(db, [session_id])[session_id])
-
-
-def to_public_many(db: Session, rows: Sequence[Any]) -> list[SessionPublic]:
-    """Public shapes for many sessions (column rows with every public field), with every
-    rating loaded in one query and all of them validated in one call."""
-    ratings = ratings_by_session(db, [row.id for row in rows if row.deleted_at is None])
-    documents = []
-    for row in rows:
-        document = {name: getattr(row, name) for name in PUBLIC_FIELDS}
-        document["ratings"] = ratings.get(row.id, [])
-        documents.append(document)
-    return _PUBLIC_LIST.validate_python(documents)
 
 
 def list_sessions(
@@ -365,7 +356,7 @@ def _replay(
     stored = taken.get(new.session_id)
     if stored is None or not _is_replay(stored, new.owner_id, new.digest):
         return None
-    row = _live_row(connection, new.owner_id, new.session_id)
+    row = _live_session(connection, new.owner_id, new.session_id)
     return public_session(row, _ratings_of(connection, new.session_id))
 
 
@@ -478,7 +469,7 @@ def update_session(
 ) -> SessionPublic:
     with request_write(db) as connection:
         seq = next_feed_seq(connection, owner_id)
-        row = _live_row(connection, owner_id, session_id)
+        row = _live_session(connection, owner_id, session_id)
         _check_if_match(if_match, row["version"])
         ratings = _ratings_of(connection, session_id)
         current = {name: row[name] for name in _CONTENT_FIELDS}
@@ -505,7 +496,7 @@ def delete_session(
     """Delete the session's content, keeping a tombstone for the sync feed."""
     with request_write(db) as connection:
         seq = next_feed_seq(connection, owner_id)
-        row = _live_row(connection, owner_id, session_id)
+        row = _live_session(connection, owner_id, session_id)
         _check_if_match(if_match, row["version"])
         now = utc_now()
         tombstone = {**row, **dict.fromkeys(_CLEARED_BY_DELETE), "version": row["version"] + 1}
