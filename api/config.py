@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     # PostgreSQL: give up connecting after this long (libpq's minimum is 2), so /readyz
     # answers 503 instead of hanging when the server does not answer at all.
     db_connect_timeout_seconds: int = Field(default=5, ge=2)
+    # The longest a request waits for its turn at the database (api/gate.py) before it is
+    # answered 503 with Retry-After.
+    db_turn_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Sessions read per batch (one short transaction each) by the CSV and FHIR exports: a
+    # download's memory is bounded by it, whatever the history.
+    export_batch_sessions: int = Field(default=100, ge=1, le=1000)
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "NORMAL"
     # WAL pages written before a commit copies them back into the database file (SQLite's

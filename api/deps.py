@@ -53,6 +53,9 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
+# The same, but its turn ends when the route function returns, before the response is sent:
+# for downloads, which read their later batches in turns of their own.
+BriefSessionDep = Annotated[Session, Depends(get_db, scope="function")]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]
 
@@ -80,11 +83,16 @@ def authenticated_caller(
 CallerDep = Annotated[Caller, Depends(authenticated_caller)]
 
 
-def reader_with(scope: str) -> Callable[..., Caller]:
-    """A dependency: an authenticated caller whose credential has `scope` (403 otherwise)."""
+def reader_with(scope: str, *, brief: bool = False) -> Callable[..., Caller]:
+    """A dependency: an authenticated caller whose credential has `scope` (403 otherwise).
+    `brief`: read through BriefSessionDep (a download's route)."""
+    db_dependency = BriefSessionDep if brief else SessionDep
 
     def dependency(
-        db: SessionDep, settings: SettingsDep, bearer: BearerDep, api_key: ApiKeyDep
+        db: db_dependency,  # type: ignore[valid-type]
+        settings: SettingsDep,
+        bearer: BearerDep,
+        api_key: ApiKeyDep,
     ) -> Caller:
         caller = _authenticate(db, settings, bearer, api_key)
         require_scope(caller, scope)

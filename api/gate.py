@@ -1,6 +1,7 @@
 """The gate: requests wait here, on the event loop, for their turn at the database."""
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from api.config import Settings
+from api.errors import ServiceUnavailable
+from api.metrics import DB_TURN_TIMEOUTS, DB_TURN_WAIT, DB_TURNS, DB_TURNS_IN_USE, DB_TURNS_WAITING
 
 
 class DatabaseGate:
@@ -20,10 +23,17 @@ class DatabaseGate:
     like that, the request that holds the database cannot get a worker to finish and release
     it: 50 concurrent requests stalled until the busy timeout answered "database is locked".
     Waiting here holds no worker, so the holder always finishes.
+
+    A wait is bounded: after `wait_timeout` seconds the request gets a 503 with
+    `Retry-After` rather than hanging. Occupancy and waits are Prometheus metrics
+    (`releaselog_db_turns*`), not part of `/readyz`: a busy process is still ready, and a
+    readiness probe that flapped under load would pull every process out of rotation at once.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, wait_timeout: float = 10.0) -> None:
         self.size = size
+        self.wait_timeout = wait_timeout
+        DB_TURNS.set(size)
         # The threads of the group writes (api/group_commit.py): one per turn, so a write never
         # queues for a thread; started when first needed.
         self.writers = ThreadPoolExecutor(size, thread_name_prefix="releaselog-write")
@@ -47,12 +57,35 @@ class DatabaseGate:
         if scope.get(_TURN_HELD):
             yield
             return
-        async with self.semaphore():
-            scope[_TURN_HELD] = True
-            try:
-                yield
-            finally:
-                scope[_TURN_HELD] = False
+        semaphore = self.semaphore()
+        if semaphore.locked():
+            await self._wait(semaphore)
+        else:
+            await semaphore.acquire()  # free: does not suspend
+        DB_TURNS_IN_USE.inc()
+        scope[_TURN_HELD] = True
+        try:
+            yield
+        finally:
+            scope[_TURN_HELD] = False
+            DB_TURNS_IN_USE.dec()
+            semaphore.release()
+
+    async def _wait(self, semaphore: asyncio.Semaphore) -> None:
+        """Queue for a turn, at most `wait_timeout` seconds (then 503)."""
+        DB_TURNS_WAITING.inc()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.wait_timeout):
+                await semaphore.acquire()
+        except TimeoutError:
+            DB_TURN_TIMEOUTS.inc()
+            raise ServiceUnavailable(
+                "The database is busy. Try again shortly.", headers={"Retry-After": "1"}
+            ) from None
+        finally:
+            DB_TURNS_WAITING.dec()
+            DB_TURN_WAIT.observe(time.perf_counter() - started)
 
 
 _TURN_HELD = "releaselog.database_turn"
@@ -70,5 +103,7 @@ def database_gate(settings: Settings) -> DatabaseGate:
     thread, which they hold until they finish.
     """
     if make_url(settings.database_url).get_backend_name() == "sqlite":
-        return DatabaseGate(min(SQLITE_CONCURRENT_REQUESTS, settings.db_pool_size))
-    return DatabaseGate(settings.db_pool_size + settings.db_max_overflow)
+        size = min(SQLITE_CONCURRENT_REQUESTS, settings.db_pool_size)
+    else:
+        size = settings.db_pool_size + settings.db_max_overflow
+    return DatabaseGate(size, settings.db_turn_timeout_seconds)

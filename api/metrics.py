@@ -16,6 +16,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -45,6 +46,33 @@ WEBHOOK_DELIVERIES = Counter(
 )
 for _outcome in ("delivered", "retry", "failed", "cancelled"):
     WEBHOOK_DELIVERIES.labels(outcome=_outcome)
+
+# The database gate (api/gate.py). With several processes, the gauges add up across them.
+DB_TURNS = Gauge(
+    "releaselog_db_turns",
+    "Requests this process lets at the database at once (the gate's size).",
+    multiprocess_mode="livesum",
+)
+DB_TURNS_IN_USE = Gauge(
+    "releaselog_db_turns_in_use",
+    "Database turns held right now.",
+    multiprocess_mode="livesum",
+)
+DB_TURNS_WAITING = Gauge(
+    "releaselog_db_turns_waiting",
+    "Requests waiting for a database turn right now.",
+    multiprocess_mode="livesum",
+)
+DB_TURN_WAIT = Histogram(
+    "releaselog_db_turn_wait_seconds",
+    "How long a request waited for a database turn, counting only requests that found every "
+    "turn held (a free turn is taken without waiting).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+DB_TURN_TIMEOUTS = Counter(
+    "releaselog_db_turn_timeouts_total",
+    "Requests answered 503 because no database turn came free within DB_TURN_TIMEOUT_SECONDS.",
+)
 
 UNMATCHED_ROUTE = "unmatched"
 # "{session_id:uuid}" is published as "{session_id}": the template, without its converter.

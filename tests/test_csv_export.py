@@ -6,6 +6,7 @@ import io
 import pytest
 
 from api.services import csv_export
+from api.state import app_state
 from tests.factories import link
 from tests.summary_data import log_session, rating
 
@@ -27,8 +28,8 @@ HEADER = [
 ]
 
 
-def _export(client, person, path="/v1/export.csv"):
-    response = client.get(path, headers=person.headers)
+def _export(client, person, path="/v1/export.csv", params=None):
+    response = client.get(path, params=params, headers=person.headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert "attachment" in response.headers["content-disposition"]
@@ -123,10 +124,10 @@ def test_number_cell(value, expected):
     assert csv_export.number_cell(value) == expected
 
 
-def test_export_streams_in_keyset_batches(client, alice, monkeypatch):
+def test_export_streams_in_keyset_batches(client, app, alice, monkeypatch):
     # Batches of 2 sessions: 5 sessions take 3 batches; two share a started_at, so the
     # keyset must break the tie by id without losing or repeating one.
-    monkeypatch.setattr(csv_export, "SESSIONS_PER_BATCH", 2)
+    monkeypatch.setattr(app_state(app).settings, "export_batch_sessions", 2)
     starts = [
         "2026-10-01T08:00:00Z",
         "2026-10-02T08:00:00Z",
@@ -163,3 +164,14 @@ def test_export_privacy(client, alice, bob):
     assert client.delete(f"/v1/grants/{granted['id']}", headers=alice.headers).status_code == 204
     assert client.get(path, headers=bob.headers).status_code == 404
     assert client.get("/v1/export.csv").status_code == 401
+
+
+def test_from_and_to_select_sessions_by_started_at(client, alice):
+    for day in ("01", "02", "03"):
+        log_session(client, alice, f"2026-10-{day}T08:00:00Z")
+    rows = _export(client, alice, params={"from": "2026-10-02T00:00:00+00:00"})
+    assert [row["started_at"] for row in rows] == ["2026-10-02T08:00:00Z", "2026-10-03T08:00:00Z"]
+    rows = _export(client, alice, params={"to": "2026-10-02T08:00:00Z"})
+    assert [row["started_at"] for row in rows] == ["2026-10-01T08:00:00Z", "2026-10-02T08:00:00Z"]
+    response = client.get("/v1/export.csv", params={"to": "2026-10-02"}, headers=alice.headers)
+    assert response.status_code == 422

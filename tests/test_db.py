@@ -11,23 +11,26 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.db import wal_checkpoint, write_transaction
 from api.driver import driver_transaction
-from api.errors import BadRequest, Unauthorized
+from api.errors import BadRequest, ServiceUnavailable, Unauthorized
 from api.gate import DatabaseGate
 from api.group_commit import GroupCommit
+from api.main import create_app
 from api.services.sessions import IdTaken, NewSession, create_sessions, new_session
 from api.state import app_state
 from models.release_session import SESSION_TABLE, SessionCreate
 from models.user import User
-from tests.conftest import Person
+from tests.conftest import Person, make_settings, migrate
 from tests.factories import session_body
 from tests.webhook_support import grant
 
@@ -144,6 +147,64 @@ def test_a_request_holding_its_turn_never_waits_for_a_second() -> None:
 async def _take(gate: DatabaseGate, scope: dict[str, object]) -> None:
     async with gate.turn(scope):
         pass
+
+
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_a_wait_for_a_turn_is_bounded_and_counted() -> None:
+    before = {
+        name: _metric(name)
+        for name in (
+            "releaselog_db_turns_in_use",
+            "releaselog_db_turns_waiting",
+            "releaselog_db_turn_timeouts_total",
+            "releaselog_db_turn_wait_seconds_count",
+        )
+    }
+
+    def moved(name: str) -> float:
+        return _metric(name) - before[name]
+
+    async def scenario() -> None:
+        gate = DatabaseGate(1, wait_timeout=0.05)
+        async with gate.turn({}):
+            assert moved("releaselog_db_turns_in_use") == 1
+            waiter = asyncio.ensure_future(_take(gate, {}))
+            await asyncio.sleep(0.01)
+            assert moved("releaselog_db_turns_waiting") == 1
+            with pytest.raises(ServiceUnavailable) as refused:
+                await waiter
+        assert refused.value.headers == {"Retry-After": "1"}
+        assert moved("releaselog_db_turns_waiting") == 0
+        assert moved("releaselog_db_turns_in_use") == 0
+        await asyncio.wait_for(_take(gate, {}), 1)  # nothing was left held
+
+    asyncio.run(scenario())
+    assert moved("releaselog_db_turn_timeouts_total") == 1
+    assert moved("releaselog_db_turn_wait_seconds_count") == 1  # a free turn is not a wait
+
+
+def test_a_request_that_finds_no_turn_in_time_gets_a_503(fresh_database_url) -> None:
+    url = fresh_database_url()
+    migrate(url)
+    app = create_app(make_settings(url, db_turn_timeout_seconds=0.05))
+    gate = app_state(app).gate
+
+    async def scenario() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            scopes = [{} for _ in range(gate.size)]
+            async with contextlib.AsyncExitStack() as held:
+                for scope in scopes:
+                    await held.enter_async_context(gate.turn(scope))
+                return await http.get("/v1/me", headers={"X-API-Key": "rlk_unknown"})
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 Creates = GroupCommit[NewSession, object]

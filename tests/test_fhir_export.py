@@ -3,11 +3,13 @@
 import uuid
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 
+from api.state import app_state
 from tests.conftest import Person
 from tests.factories import session_body
 from tests.webhook_support import grant, revoke
@@ -134,3 +136,45 @@ def test_coach_export_needs_a_live_grant(
 
 def test_export_needs_credentials(client: TestClient) -> None:
     assert client.get("/v1/export.fhir.json").status_code == 401
+
+
+def test_a_streamed_export_of_several_batches_validates(
+    client: TestClient, app: FastAPI, alice: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 2 sessions: 5 sessions are written as 3 batches of entries, joined into one
+    # Bundle that fhir.resources accepts, with every observation once.
+    monkeypatch.setattr(app_state(app).settings, "export_batch_sessions", 2)
+    ids = []
+    for day in range(1, 6):
+        body = session_body(started_at=f"2026-10-0{day}T08:00:00Z", ended_at=None)
+        assert client.post("/v1/sessions", json=body, headers=alice.headers).status_code == 201
+        ids.append(body["id"])
+    bundle = client.get("/v1/export.fhir.json", headers=alice.headers).json()
+    parsed = Bundle.model_validate(bundle)
+    assert len(parsed.entry) == 5 * 4
+    exported = [o["identifier"][0]["value"] for o in observations(bundle)]
+    assert exported == [f"urn:uuid:{session_id}" for session_id in ids for _ in range(4)]
+
+
+def test_from_and_to_select_sessions_by_started_at(client: TestClient, alice: Person) -> None:
+    for day in ("01", "02", "03"):
+        body = session_body(started_at=f"2026-10-{day}T08:00:00Z", ended_at=None)
+        assert client.post("/v1/sessions", json=body, headers=alice.headers).status_code == 201
+    response = client.get(
+        "/v1/export.fhir.json",
+        params={"from": "2026-10-02T08:00:00Z", "to": "2026-10-03T07:59:59Z"},
+        headers=alice.headers,
+    )
+    assert response.status_code == 200
+    found = observations(response.json())
+    assert {o["effectiveDateTime"] for o in found} == {"2026-10-02T08:00:00Z"}
+    bad = client.get("/v1/export.fhir.json", params={"from": "yesterday"}, headers=alice.headers)
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+
+
+def test_nobody_is_their_own_client(client: TestClient, alice: Person) -> None:
+    client.post("/v1/sessions", json=session_body(), headers=alice.headers)
+    for export in ("export.fhir.json", "export.csv"):
+        response = client.get(f"/v1/clients/{alice.id}/{export}", headers=alice.headers)
+        assert response.status_code == 404, export

@@ -1,18 +1,12 @@
-"""CSV export: one row per rating, streamed in keyset-paginated batches.
-
-A person with ten years of data never sits in memory at once: each batch is read after the
-previous batch's last (started_at, id), along the (user_id, started_at, id) index.
-"""
+"""CSV export: one row per rating, written batch by batch as api/services/downloads.py reads
+them."""
 
 import csv
 import io
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select
-from sqlmodel import Session, col
-
+from api.services.downloads import Batch
 from models.release_session import Rating, ReleaseSession
 
 CSV_HEADER = (
@@ -31,7 +25,6 @@ CSV_HEADER = (
     "felt_unwell_after",
     "notes",
 )
-SESSIONS_PER_BATCH = 200
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -61,42 +54,6 @@ def bool_cell(value: bool | None) -> str:
     return "" if value is None else ("true" if value else "false")
 
 
-def _session_batch(
-    db: Session, person_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None
-) -> list[ReleaseSession]:
-    statement = select(ReleaseSession).where(
-        col(ReleaseSession.user_id) == person_id,
-        col(ReleaseSession.deleted_at).is_(None),
-    )
-    if after is not None:
-        started_at, session_id = after
-        statement = statement.where(
-            or_(
-                col(ReleaseSession.started_at) > started_at,
-                and_(
-                    col(ReleaseSession.started_at) == started_at,
-                    col(ReleaseSession.id) > session_id,
-                ),
-            )
-        )
-    statement = statement.order_by(col(ReleaseSession.started_at), col(ReleaseSession.id)).limit(
-        SESSIONS_PER_BATCH
-    )
-    return list(db.execute(statement).scalars())
-
-
-def _ratings(db: Session, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Rating]]:
-    grouped: dict[uuid.UUID, list[Rating]] = {session_id: [] for session_id in session_ids}
-    statement = (
-        select(Rating)
-        .where(col(Rating.session_id).in_(session_ids))
-        .order_by(col(Rating.session_id), col(Rating.position))
-    )
-    for rating in db.execute(statement).scalars():
-        grouped[rating.session_id].append(rating)
-    return grouped
-
-
 def _rows(session: ReleaseSession, ratings: list[Rating]) -> Iterator[list[str]]:
     for rating in ratings:
         change = None if rating.after is None else rating.after - rating.before
@@ -124,23 +81,13 @@ def _encode(rows: Iterable[Sequence[str]]) -> str:
     return buffer.getvalue()
 
 
-def stream_csv(db: Session, person_id: uuid.UUID) -> Iterator[str]:
-    """The person's export, oldest session first: a header row, then batch after batch.
-
-    The caller must already have checked that the person's data may be read. Every batch is
-    a transaction of its own, closed before its rows are sent, so a slow download holds
-    neither a connection nor (on SQLite) the write lock.
-    """
-    db.close()  # end the request's transaction (the authentication read) before streaming
+async def csv_chunks(batches: AsyncIterator[Batch]) -> AsyncIterator[str]:
+    """The export, oldest session first: a header row, then one chunk per batch
+    (api/services/downloads.py reads them, holding nothing while a chunk is sent)."""
     yield _encode([CSV_HEADER])
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        sessions = _session_batch(db, person_id, after)
-        ratings = _ratings(db, [session.id for session in sessions]) if sessions else {}
-        db.close()  # closing, unlike a rollback, leaves the loaded rows readable
-        if not sessions:
-            return
-        yield _encode([row for session in sessions for row in _rows(session, ratings[session.id])])
-        if len(sessions) < SESSIONS_PER_BATCH:
-            return
-        after = (sessions[-1].started_at, sessions[-1].id)
+    async for batch in batches:
+        rows = [
+            row for session in batch.sessions for row in _rows(session, batch.ratings[session.id])
+        ]
+        if rows:
+            yield _encode(rows)

@@ -20,16 +20,15 @@ One Observation per rating value: a rating with `before` and `after` gives two.
 """
 
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from sqlmodel import Session
+import orjson
 
-from api.services.access import Caller, readable_person
-from api.services.sessions import SessionFilters, list_sessions
+from api.services.downloads import Batch
 from models.base import utc_now
 from models.catalog import METRICS_BY_SLUG, REGIONS
-from models.release_session import SessionPublic
-from models.user import User
+from models.release_session import Rating, ReleaseSession
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -101,7 +100,7 @@ def _body_site(region: str, side: str) -> dict[str, Any]:
 
 
 def _observation(
-    session: SessionPublic,
+    session: ReleaseSession,
     subject: dict[str, Any],
     region: str,
     side: str,
@@ -147,40 +146,44 @@ def _observation(
     return observation_id, resource
 
 
-def _all_sessions(db: Session, person_id: uuid.UUID) -> list[SessionPublic]:
-    sessions: list[SessionPublic] = []
-    cursor: str | None = None
-    while True:
-        page = list_sessions(db, person_id, SessionFilters(), 200, cursor)
-        sessions.extend(page.items)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    sessions.reverse()  # oldest first
-    return sessions
-
-
-def export_bundle(db: Session, caller: Caller, person_id: uuid.UUID) -> dict[str, Any]:
-    """The person's ratings as a FHIR R4 Bundle; 404 unless the caller may read them."""
-    person_id = readable_person(db, caller, person_id, "sessions:read")
-    person = db.get(User, person_id)
-    display = person.display_name if person is not None else ""
-    subject = {"identifier": {"system": URI, "value": f"urn:uuid:{person_id}"}, "display": display}
-    entries: list[dict[str, Any]] = []
-    for session in _all_sessions(db, person_id):
-        for rating in session.ratings:
-            phases = [("before", rating.before), ("after", rating.after)]
-            for phase, value in phases:
-                if value is None:
-                    continue
-                observation_id, resource = _observation(
-                    session, subject, rating.region, rating.side, rating.metric, phase, value
-                )
-                entries.append({"fullUrl": f"urn:uuid:{observation_id}", "resource": resource})
-    return {
+async def bundle_chunks(
+    person_id: uuid.UUID, batches: AsyncIterator[Batch]
+) -> AsyncIterator[bytes]:
+    """The person's ratings as a FHIR R4 Bundle, written batch by batch as
+    api/services/downloads.py reads them: the Bundle's opening, then each batch's entries,
+    then its closing. Memory is bounded by a batch, whatever the history."""
+    head = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "type": "collection",
         "timestamp": _instant(utc_now()),
-        "entry": entries,
     }
+    yield orjson.dumps(head)[:-1] + b',"entry":['
+    separator = b""
+    async for batch in batches:
+        subject = {
+            "identifier": {"system": URI, "value": f"urn:uuid:{person_id}"},
+            "display": batch.display_name,
+        }
+        entries = [
+            orjson.dumps({"fullUrl": f"urn:uuid:{observation_id}", "resource": resource})
+            for session in batch.sessions
+            for observation_id, resource in _observations(
+                session, batch.ratings[session.id], subject
+            )
+        ]
+        if entries:
+            yield separator + b",".join(entries)
+            separator = b","
+    yield b"]}"
+
+
+def _observations(
+    session: ReleaseSession, ratings: list[Rating], subject: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    for rating in ratings:
+        for phase, value in (("before", rating.before), ("after", rating.after)):
+            if value is not None:
+                yield _observation(
+                    session, subject, rating.region, rating.side, rating.metric, phase, value
+                )
