@@ -27,13 +27,13 @@ def model_json(
 
 
 class DownloadResponse(StreamingResponse):
-    """A streamed export (api/services/downloads.py). When access ends while it streams, the
-    body stops where it is and the response is left incomplete: the server closes the
-    connection without the final chunk, so the client sees a broken download, never a
-    complete-looking one that lacks data."""
+    """A streamed export (api/services/downloads.py). When it cannot go on (access ended while
+    it streamed, or the database stayed busy), the body stops where it is and the response is
+    left incomplete: the server closes the connection without the final chunk, so the client
+    sees a broken download, never a complete-looking one that lacks data."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except DownloadStopped:
-            logger.info("A download stopped: the caller may no longer read this person.")
+        except DownloadStopped as stopped:
+            logger.warning("A download stopped before its end: %s.", stopped)

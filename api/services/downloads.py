@@ -25,7 +25,7 @@ from sqlalchemy import Engine, and_, or_, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import NotFound
+from api.errors import NotFound, ServiceUnavailable
 from api.gate import DatabaseGate
 from api.services.access import Caller, readable_person
 from models.base import utc_now
@@ -34,7 +34,8 @@ from models.user import User
 
 
 class DownloadStopped(Exception):
-    """The caller may no longer read the person: the download ends, incomplete."""
+    """The download cannot go on (access ended, or the database stayed busy): it ends
+    incomplete. The message says why, in words that name nobody."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,13 @@ async def batches(
         if len(batch.sessions) < download.batch_size:
             return
         last = batch.sessions[-1]
-        async with gate.turn({}):
-            batch = await run_in_threadpool(
-                read_batch, engine, download, (last.started_at, last.id)
-            )
+        try:
+            async with gate.turn({}):
+                batch = await run_in_threadpool(
+                    read_batch, engine, download, (last.started_at, last.id)
+                )
+        except ServiceUnavailable:  # no turn came free in time: no answer can say so now
+            raise DownloadStopped("the database stayed busy") from None
 
 
 def read_batch(
@@ -103,14 +107,14 @@ def read_batch(
                 db, download.caller, download.person_id, "sessions:read", as_coach=download.as_coach
             )
         except NotFound:
-            raise DownloadStopped from None
+            raise DownloadStopped("the caller may no longer read this person") from None
         return _read(db, download, after)
 
 
 def _read(db: Session, download: Download, after: tuple[datetime, uuid.UUID] | None) -> Batch:
     person = db.get(User, download.person_id)
     if person is None:  # the account is gone (its own export, or a coach's)
-        raise DownloadStopped
+        raise DownloadStopped("the account is gone")
     sessions = _sessions(db, download, after)
     ratings = _ratings(db, [session.id for session in sessions]) if sessions else {}
     return Batch(person.display_name, sessions, ratings)

@@ -149,9 +149,9 @@ def _observation(
 async def bundle_chunks(
     person_id: uuid.UUID, batches: AsyncIterator[Batch]
 ) -> AsyncIterator[bytes]:
-    """The person's ratings as a FHIR R4 Bundle, written batch by batch as
-    api/services/downloads.py reads them: the Bundle's opening, then each batch's entries,
-    then its closing. Memory is bounded by a batch, whatever the history."""
+    """The person's ratings as a FHIR R4 Bundle, written as api/services/downloads.py reads
+    them: the Bundle's opening, then each session's entries, then its closing. Memory is
+    bounded by a batch, whatever the history."""
     head = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
@@ -165,16 +165,16 @@ async def bundle_chunks(
             "identifier": {"system": URI, "value": f"urn:uuid:{person_id}"},
             "display": batch.display_name,
         }
-        entries = [
-            orjson.dumps({"fullUrl": f"urn:uuid:{observation_id}", "resource": resource})
-            for session in batch.sessions
-            for observation_id, resource in _observations(
-                session, batch.ratings[session.id], subject
-            )
-        ]
-        if entries:
-            yield separator + b",".join(entries)
-            separator = b","
+        for session in batch.sessions:  # a chunk per session: a stalled client holds one
+            entries = [
+                orjson.dumps({"fullUrl": f"urn:uuid:{observation_id}", "resource": resource})
+                for observation_id, resource in _observations(
+                    session, batch.ratings[session.id], subject
+                )
+            ]
+            if entries:
+                yield separator + b",".join(entries)
+                separator = b","
     yield b"]}"
 
 
