@@ -1,16 +1,13 @@
 """Release sessions and their before/after ratings."""
 
 import math
-import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -26,6 +23,7 @@ from sqlmodel import SQLModel
 
 from models.base import ResponseModel, UTCDateTime, omitted_when_none, utc_now
 from models.catalog import METRICS_BY_SLUG, MetricSlug, RegionSlug, SideSlug, ToolSlug
+from models.timestamps import Timestamp
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_DURATION = timedelta(hours=6)
@@ -49,30 +47,12 @@ def _plain_number(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else value
 
 
-# RFC 3339 date-time (seconds required, offset required). Pydantic alone would also take
-# "0.5" or "1700000000" as Unix time, which the contract does not allow.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-
-
-def _require_string(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("must be an RFC 3339 timestamp string with an offset")
-    return value
-
-
 # JSON true/false is not a number: strict floats refuse booleans (and numeric strings)
 # while still accepting integers such as 5.
 Decimal1 = Annotated[
     StrictFloat,
     AfterValidator(_one_decimal),
     PlainSerializer(_plain_number, return_type=int | float),
-]
-Timestamp = Annotated[
-    AwareDatetime,
-    BeforeValidator(_require_string),
-    AfterValidator(lambda value: value.astimezone(UTC)),
 ]
 WaterMl = Annotated[Decimal1, Field(ge=0, le=3000)]
 # The widest range of any metric; each metric's own range is checked in RatingIn.

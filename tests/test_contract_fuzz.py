@@ -7,8 +7,12 @@ along inferred links (path parameters are named after what they identify, e.g.
 bounded (`max-examples`, `max-steps`) and fails on any 5xx, any response that does not match
 its declared schema, any undeclared status code.
 
+Generated `date-time` values include the edges of the calendar (years 1 and 9999 at offsets up
+to ±23:59): `tests/fuzz_hooks.py` registers that strategy.
+
 Reproduce a failure by hand: start the server, write a WFC auth file like the one below,
-`RELEASELOG_FUZZ_AUTH=auth.json .venv/bin/st run http://127.0.0.1:8000/openapi.json`.
+`RELEASELOG_FUZZ_AUTH=auth.json RELEASELOG_FUZZ_HOOKS=tests/fuzz_hooks.py
+.venv/bin/st run http://127.0.0.1:8000/openapi.json`.
 """
 
 import json
@@ -65,7 +69,11 @@ def test_the_api_honours_its_openapi_contract(tmp_path: Path) -> None:
                 "--no-color",
             ],
             cwd=tmp_path,  # Schemathesis writes nothing into the repository
-            env={**os.environ, "RELEASELOG_FUZZ_AUTH": str(auth_path)},
+            env={
+                **os.environ,
+                "RELEASELOG_FUZZ_AUTH": str(auth_path),
+                "RELEASELOG_FUZZ_HOOKS": str(ROOT / "tests" / "fuzz_hooks.py"),
+            },
             capture_output=True,
             text=True,
             timeout=FUZZ_TIMEOUT_SECONDS,

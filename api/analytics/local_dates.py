@@ -157,24 +157,16 @@ def weeks_since_start(started_at: Any) -> ColumnElement[Any]:
 
 def bucket_starts(first: date, last: date, bucket: str) -> list[date]:
     """The first local date of every bucket that first..last touches, in order."""
+    # Counted, never stepped past `last`: a period may end in the calendar's last week.
+    if bucket == "month":
+        months = range(first.year * 12 + first.month - 1, last.year * 12 + last.month)
+        return [date(month // 12, month % 12 + 1, 1) for month in months]
     if bucket == "day":
-        start = first
-        step = timedelta(days=1)
-    elif bucket == "week":
-        start = first - timedelta(days=first.weekday())  # ISO weeks start on Monday
-        step = timedelta(days=7)
+        start, step = first, 1
     else:
-        starts = []
-        year, month = first.year, first.month
-        while date(year, month, 1) <= last:
-            starts.append(date(year, month, 1))
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return starts
-    starts = []
-    while start <= last:
-        starts.append(start)
-        start += step
-    return starts
+        start, step = first - timedelta(days=first.weekday()), 7  # ISO weeks start on Monday
+    count = (last - start).days // step + 1 if last >= start else 0
+    return [start + timedelta(days=index * step) for index in range(count)]
 
 
 def bucket_expression(day: Any, bucket: str, bucket_count: int) -> Any:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from api.analytics.local_dates import utc
 from api.errors import Unprocessable
+from models.timestamps import EARLIEST
 from models.user import check_timezone
 
 DEFAULT_PERIOD = timedelta(days=90)
@@ -45,7 +46,10 @@ def resolve_period(query: SummaryQuery, account_tz: str, now: datetime) -> Perio
         if value is not None and value.tzinfo is None:
             raise _invalid(field, "must be a timestamp with an offset")
     end = utc(query.started_to) if query.started_to is not None else now
-    start = utc(query.started_from) if query.started_from is not None else end - DEFAULT_PERIOD
+    if query.started_from is not None:
+        start = utc(query.started_from)
+    else:  # `to` - 90 days, but never before the first instant a client may send
+        start = end - DEFAULT_PERIOD if end - EARLIEST > DEFAULT_PERIOD else EARLIEST
     if start > end:
         raise _invalid("from", "must not be after `to`")
     if end - start > MAX_PERIOD:

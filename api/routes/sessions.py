@@ -21,8 +21,8 @@ from models.release_session import (
     SessionList,
     SessionPublic,
     SessionUpdate,
-    Timestamp,
 )
+from models.timestamps import Timestamp
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 

@@ -13,14 +13,14 @@ from api.openapi import problem_responses
 from api.responses import model_json
 from api.services.access import readable_person
 from models.catalog import MetricSlug, RegionSlug
-from models.release_session import Timestamp
 from models.summary import Bucket, Summary
+from models.timestamps import RANGE, Timestamp
 from models.user import TimeZoneName
 
 router = APIRouter(tags=["summaries"])
 
 SUMMARY_ERRORS = problem_responses(401, 403, 404, 422)
-SUMMARY_DESCRIPTION = """
+SUMMARY_DESCRIPTION = f"""
 Trends of the sessions that started in the period (`from` and `to` inclusive), computed by the
 database. Sessions count by their local date in `tz`. See the Summaries section of the API
 for every definition. Notes where the contract leaves room:
@@ -30,6 +30,8 @@ for every definition. Notes where the contract leaves room:
 - Streaks are counted within the period.
 - `tz` defaults to the time zone of the person summarised (the client, for a coach).
 - A period is at most 10 years long, and at most 5 years with `bucket=day`.
+- `from` and `to` are instants from {RANGE} (422 outside); the default `from` is never
+  before the first of them.
 """
 
 

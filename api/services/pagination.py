@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_
 
 from api.errors import BadRequest
+from models.timestamps import utc_instant
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -17,14 +18,15 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position in a cursor; a malformed cursor is a 400, never a 500."""
+    """The position in a cursor; a malformed cursor is a 400, never a 500. Its instant is held
+    to the range of every timestamp a client sends (a forged one may say year 1 at +14:00)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, row_id = raw.split("|")
         parsed = datetime.fromisoformat(at)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, uuid.UUID(row_id)
+        return utc_instant(parsed), uuid.UUID(row_id)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadRequest("Malformed cursor.") from None
 
