@@ -7,6 +7,7 @@ accepted range behaves as any other; one outside it is a 422 (a cursor: 400) and
 The oracle works in whole microseconds since 0001-01-01T00:00:00, where no value overflows.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -298,6 +299,49 @@ def test_a_session_list_with_any_from_or_to_is_200_or_422(
     high = params["to"].instant if "to" in params else LATEST
     expected = [s["id"] for s in reversed(people[2]) if low <= _utc(s["started_at"]) <= high]
     assert [item["id"] for item in response.json()["items"]] == expected
+
+
+@BOUNDED
+@given(
+    sent=timestamps,
+    span_days=st.integers(0, 400),
+    role=st.sampled_from(["from", "to", "both"]),
+    coach=st.booleans(),
+    export=st.sampled_from(["export.csv", "export.fhir.json"]),
+)
+def test_an_export_with_any_from_or_to_is_200_or_422(
+    people, client, sent, span_days, role, coach, export
+):
+    viewer, base = _viewer(people, coach)
+    params = {"from": sent, "to": sent.shifted(timedelta(days=span_days))}
+    params = {name: value for name, value in params.items() if role in (name, "both")}
+    _note_range(*params.values())
+
+    response = client.get(
+        f"{base}/{export}",
+        params={name: value.text for name, value in params.items()},
+        headers=viewer.headers,
+    )
+    event(f"answer {response.status_code}")
+
+    outside = [name for name, value in params.items() if not value.in_range]
+    if outside:
+        _assert_problem(response, 422)
+        assert {("query", name) for name in outside} <= {tuple(loc) for loc in _locs(response)}
+        return
+    assert response.status_code == 200, response.text
+    low = params["from"].instant if "from" in params else EARLIEST
+    high = params["to"].instant if "to" in params else LATEST
+    expected = {s["id"] for s in people[2] if low <= _utc(s["started_at"]) <= high}
+    assert {session_id for session_id in expected if session_id in response.text} == expected
+    assert len(set(re.findall(UUID_PATTERN, response.text)) & _all_ids(people)) == len(expected)
+
+
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def _all_ids(people) -> set[str]:
+    return {s["id"] for s in people[2]}
 
 
 ZONES = ["UTC", "Etc/GMT-14", "Etc/GMT+12", "America/Sitka", "Asia/Manila", "America/New_York"]

@@ -17,7 +17,7 @@ from api.services import csv_export, downloads, fhir
 from api.services.access import Caller
 from api.state import app_state
 from models.fhir import FhirBundle
-from models.release_session import Timestamp
+from models.timestamps import Timestamp
 
 # No router-wide tag: the schema has always listed the CSV exports with the summaries.
 router = APIRouter()
