@@ -42,7 +42,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    # hide_parameters: no value of a row in a log line or an error message.
+    engine = create_engine(database_url(), poolclass=pool.NullPool, hide_parameters=True)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

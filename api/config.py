@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     sqlite_wal_autocheckpoint: int = Field(default=4000, ge=1)
     login_limit_per_account: str = "10/minute"
     login_limit_per_address: str = "100/minute"
+    # Registrations per client address (a moving window, counted where the login limits are:
+    # RATE_LIMIT_STORAGE_URL); over it, 429 with Retry-After. Each one costs an Argon2 hash.
+    register_limit_per_address: str = "100/minute"
     rate_limit_storage_url: str = "memory://"
     tombstone_retention_days: int = Field(default=180, ge=1)
     webhook_allow_private_targets: bool = False

@@ -68,11 +68,14 @@ def _refuse_nul_characters(  # type: ignore[no-untyped-def]
 
 
 def create_db_engine(settings: Settings) -> Engine:
+    """The engine for DATABASE_URL. `hide_parameters`: SQL parameters (notes, emails) stay out
+    of its log lines and of the messages of the exceptions it raises."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
@@ -80,18 +83,25 @@ def create_db_engine(settings: Settings) -> Engine:
         _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
     else:
         connect_args: dict[str, object] = {}
+        options: dict[str, object] = {}
         if url.get_backend_name() == "postgresql":
+            # Whatever the server's default: the writes rely on each statement seeing what
+            # committed before it (the sync feed's order, the replay of a create that waited
+            # for the account row: api/services/sessions.py create_sessions).
+            options["isolation_level"] = "READ COMMITTED"
             connect_args["connect_timeout"] = settings.db_connect_timeout_seconds
             if settings.db_statement_timeout_ms:
                 timeout = int(settings.db_statement_timeout_ms)
                 connect_args["options"] = f"-c statement_timeout={timeout}"
         engine = create_engine(
             url,
+            hide_parameters=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_pre_ping=True,
             pool_timeout=30,
             connect_args=connect_args,
+            **options,
         )
     event.listen(engine, "before_cursor_execute", _refuse_nul_characters)
     return engine

@@ -106,17 +106,19 @@ class DriverConnection:
     processors SQLAlchemy applies, so what is stored and read back is identical. Driver errors
     are raised as SQLAlchemy's own exceptions (IntegrityError, OperationalError, ...), a
     connection that lost its server is dropped from the pool, and the NUL rule applies to
-    every statement.
+    every statement. Like the engine's (`hide_parameters`), those exceptions never carry the
+    statement's parameters: they reach logs.
 
     `execute(statement, values)` has the call shape of SQLAlchemy's Connection.execute (a list
     of value dicts: executemany) and returns the rows as tuples. Statements must be built once
     (module constants): the compiled form is cached by identity.
     """
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
+    def __init__(self, connection: Any, dialect: Dialect, *, hide_parameters: bool = True) -> None:
         self._connection = connection
         self._cursor = connection.cursor()
         self.dialect = dialect
+        self._hide_parameters = hide_parameters
 
     def execute(
         self, statement: Statement, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -158,7 +160,12 @@ class DriverConnection:
         if self.dialect.is_disconnect(error, self._connection, self._cursor):
             self._connection.invalidate(error)  # never handed out again
         return DBAPIError.instance(
-            sql, params, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            sql,
+            params,
+            error,
+            self.dialect.loaded_dbapi.Error,
+            hide_parameters=self._hide_parameters,
+            dialect=self.dialect,
         )
 
 
@@ -171,7 +178,9 @@ def driver_transaction(engine: Engine) -> Iterator[DriverConnection]:
     raw = engine.raw_connection()
     try:
         with lock:
-            connection = DriverConnection(raw, engine.dialect)
+            connection = DriverConnection(
+                raw, engine.dialect, hide_parameters=engine.hide_parameters
+            )
             try:
                 if engine.dialect.name == "sqlite":
                     connection.begin_immediate()

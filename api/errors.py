@@ -10,6 +10,8 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.logs import redacted_traceback
+
 logger = logging.getLogger("releaselog.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -193,20 +195,32 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, detail, headers=headers or None)
 
 
-async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
-    # Runs outside the request-id middleware (Starlette's outermost layer sends the 500).
-    request_id = getattr(request.state, "request_id", None)
+UNEXPECTED_ERROR = "An unexpected error occurred. It has been logged."
+
+
+def log_unhandled_error(
+    method: str, route: object, request_id: str | None, exc: BaseException
+) -> None:
+    """One line for an error no handler answered: the route template (not the path) and the
+    traceback without messages. Never exc_info: every handler, the test's and the server's
+    included, would write the exception's message, which can quote a value (a database
+    error quotes the row it refused)."""
     logger.error(
         "unhandled error on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=(type(exc), exc, exc.__traceback__),
-        extra={"request_id": request_id},
+        method,
+        getattr(route, "path_format", None) or getattr(route, "path", None),
+        extra={"request_id": request_id, "exception": redacted_traceback(exc)},
     )
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    # Only for an error outside the request-id middleware, which answers every other one
+    # itself (api/middleware.py): Starlette's outermost layer sends this 500, then hands the
+    # exception on to the server, which logs it its own way.
+    request_id = getattr(request.state, "request_id", None)
+    log_unhandled_error(request.method, request.scope.get("route"), request_id, exc)
     headers = {"X-Request-ID": request_id} if request_id else None
-    return problem_response(
-        500, "An unexpected error occurred. It has been logged.", headers=headers
-    )
+    return problem_response(500, UNEXPECTED_ERROR, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem_response
+from api.errors import UNEXPECTED_ERROR, log_unhandled_error, problem_response
 from api.logs import request_id_var
 
 
@@ -102,6 +102,11 @@ class RequestContextMiddleware:
 
     A sane incoming X-Request-ID (letters, digits, `._:-`, at most 128) is kept, so a caller
     can correlate; anything else is replaced by a fresh one rather than echoed into logs.
+
+    An error that no handler answered is answered here (500, problem+json) and logged without
+    its message (errors.log_unhandled_error). Starlette's outermost layer would answer it too,
+    but then re-raise it for the server to log, message and all (uvicorn's and gunicorn's
+    handlers, not api/logs.py's): the server never sees it.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -116,12 +121,13 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         status = 500
+        answered = False
         started = time.perf_counter()
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
@@ -129,6 +135,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_request_id)
+        except Exception as error:
+            log_unhandled_error(scope["method"], scope.get("route"), request_id, error)
+            if not answered:  # else the server cuts the answer short
+                response = problem_response(500, UNEXPECTED_ERROR)
+                await response(scope, receive, send_with_request_id)
         finally:
             route = scope.get("route")
             access_logger.info(

@@ -226,6 +226,7 @@ def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str,
         "LOG_LEVEL": "WARNING",
         "LOGIN_LIMIT_PER_ADDRESS": "100000/minute",
         "LOGIN_LIMIT_PER_ACCOUNT": "100000/minute",
+        "REGISTER_LIMIT_PER_ADDRESS": "100000/minute",
     }
     subprocess.run(
         [PYTHON, "-m", "api.cli", "migrate"],

@@ -6,7 +6,15 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 from sqlalchemy import Column, Integer
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -27,6 +35,18 @@ def check_timezone(name: str) -> str:
 
 TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(check_timezone)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# RFC 5321's longest address (64 + 1 + 255), and the column's size. A longer one is refused
+# before anything parses, counts or stores it.
+EMAIL_MAX_LENGTH = 320
+
+
+def _bounded_email(value: object) -> object:
+    if isinstance(value, str) and len(value) > EMAIL_MAX_LENGTH:
+        raise ValueError(f"an email address has at most {EMAIL_MAX_LENGTH} characters")
+    return value
+
+
+Email = Annotated[EmailStr, BeforeValidator(_bounded_email), Field(max_length=EMAIL_MAX_LENGTH)]
 # The upper bound keeps one Argon2 hash from becoming a denial-of-service lever.
 Password = Annotated[str, StringConstraints(min_length=10, max_length=1024)]
 
@@ -50,7 +70,7 @@ class User(SQLModel, table=True):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
     password: Password
     display_name: DisplayName
     timezone: TimeZoneName = "UTC"

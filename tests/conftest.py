@@ -87,6 +87,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "secret_key": TEST_SECRET,
         "login_limit_per_account": "10/minute",
         "login_limit_per_address": "1000/minute",
+        "register_limit_per_address": "1000/minute",
         "webhook_allow_private_targets": True,
         "webhook_worker_enabled": False,
     }

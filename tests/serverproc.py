@@ -60,6 +60,7 @@ class ServerProcess:
             "DATABASE_URL": database_url,
             "SECRET_KEY": SECRET,
             "LOGIN_LIMIT_PER_ADDRESS": "100000/minute",
+            "REGISTER_LIMIT_PER_ADDRESS": "100000/minute",
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "WEBHOOK_WORKER_ENABLED": "false",
             "LOG_LEVEL": "WARNING",

@@ -1,4 +1,5 @@
-"""Abuse: login throttling, oversized bodies, page caps, forged or stale credentials."""
+"""Abuse: login and registration throttling, oversized bodies, page caps, forged or stale
+credentials."""
 
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ def _login(client: TestClient, email: str, password: str) -> Any:
     return client.post("/v1/auth/token", data={"username": email, "password": password})
 
 
-# --- login throttling ----------------------------------------------------------------------
+# --- login and registration throttling -----------------------------------------------------
 
 
 def test_the_eleventh_login_attempt_in_a_minute_is_429_with_retry_after(
@@ -70,6 +71,89 @@ def test_the_per_address_limit_is_configurable(strict_address_app: FastAPI) -> N
 
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
+
+
+def _limiter_keys(app: FastAPI) -> list[str]:
+    """Every key the limiter's store holds (the in-memory store of the tests)."""
+    storage = app_state(app).login_limiter._limiter.storage
+    return [*storage.events, *storage.storage]
+
+
+def test_a_megabyte_username_is_422_and_never_reaches_the_limiter(
+    client: TestClient, app: FastAPI
+) -> None:
+    answer = _login(client, "x" * 1_000_000 + "@example.com", "whatever password")
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM
+    assert ["body", "username"] in [error["loc"] for error in answer.json()["errors"]]
+    assert _limiter_keys(app) == []
+
+
+def test_a_321_character_email_is_422_and_never_reaches_the_limiter(
+    client: TestClient, app: FastAPI
+) -> None:
+    email = "a" * 309 + "@example.com"
+    assert len(email) == 321
+    body = {"email": email, "password": "long enough secret", "display_name": "Long"}
+
+    registered = client.post("/v1/auth/register", json=body)
+    login = _login(client, email, "long enough secret")
+
+    assert (registered.status_code, login.status_code) == (422, 422)
+    assert ["body", "email"] in [error["loc"] for error in registered.json()["errors"]]
+    assert _limiter_keys(app) == []
+
+
+def test_the_account_limit_keys_a_digest_not_the_email(client: TestClient, app: FastAPI) -> None:
+    email = "b" * 308 + "@example.com"  # 320 characters: the longest accepted
+    assert _login(client, email, "whatever password").status_code == 401
+
+    keys = _limiter_keys(app)
+    assert len(keys) == 2  # the account's and the address's
+    assert all(len(key) < 120 for key in keys)
+    assert not any("bbbbbbbb" in key or "example.com" in key for key in keys)
+
+
+@pytest.fixture
+def strict_register_app(database_url: str, app: FastAPI) -> Iterator[FastAPI]:  # noqa: ARG001
+    # `app`: the database is migrated, and emptied after the test.
+    strict = create_app(make_settings(database_url, register_limit_per_address="3/minute"))
+    yield strict
+    app_state(strict).engine.dispose()
+
+
+def _new_account(email: str | None = None) -> dict[str, str]:
+    email = email or f"{uuid.uuid4().hex}@example.com"
+    return {"email": email, "password": "long enough secret", "display_name": "New"}
+
+
+def test_registration_is_limited_per_address(strict_register_app: FastAPI) -> None:
+    with TestClient(strict_register_app) as client:
+        # Refused before it is counted: an invalid body, then three registrations.
+        assert client.post("/v1/auth/register", json={"email": "x"}).status_code == 422
+        for _ in range(3):
+            assert client.post("/v1/auth/register", json=_new_account()).status_code == 201
+        refused_body = _new_account()
+        refused = client.post("/v1/auth/register", json=refused_body)
+        # Logging in is counted apart: the 4th registration's limit does not stop it.
+        login = _login(client, refused_body["email"], refused_body["password"])
+
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == PROBLEM
+    assert refused.json()["status"] == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert login.status_code == 401  # the refused registration stored no account
+
+
+def test_registration_answers_503_when_the_limiter_store_is_down(settings: Any) -> None:
+    broken = make_settings(settings.database_url, rate_limit_storage_url="redis://127.0.0.1:1")
+    with TestClient(create_app(broken), raise_server_exceptions=False) as client:
+        response = client.post("/v1/auth/register", json=_new_account())
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["Retry-After"] == "5"
 
 
 def test_an_unknown_email_still_costs_one_password_verification(

@@ -1,10 +1,12 @@
 """Accounts: register, token, /v1/me, API keys."""
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlmodel import Session, delete, func, select
 
+from api.services import accounts
 from api.state import app_state
 from models.release_session import ReleaseSession
 from models.user import User
@@ -36,6 +38,30 @@ def test_email_is_case_insensitive_and_unique(client):
     duplicate = _register(client, email="ANA@example.COM")
     assert duplicate.status_code == 409
     assert duplicate.headers["content-type"] == "application/problem+json"
+
+
+def test_the_password_is_hashed_before_the_write_transaction(client, monkeypatch):
+    """Argon2 takes tens of milliseconds: not inside the write lock (SQLite), where every
+    other write would wait for it."""
+    steps = []
+    real_transaction, real_hash = accounts.write_transaction, accounts.hash_password
+
+    @contextmanager
+    def traced_transaction(db):
+        steps.append("begin")
+        with real_transaction(db) as connection:
+            yield connection
+        steps.append("end")
+
+    def traced_hash(password):
+        steps.append("hash")
+        return real_hash(password)
+
+    monkeypatch.setattr(accounts, "write_transaction", traced_transaction)
+    monkeypatch.setattr(accounts, "hash_password", traced_hash)
+
+    assert _register(client).status_code == 201
+    assert steps == ["hash", "begin", "end"]
 
 
 @pytest.mark.parametrize(

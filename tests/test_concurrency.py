@@ -133,3 +133,69 @@ def test_the_server_log_has_no_lock_errors(server: ServerProcess) -> None:
     log = Path(server.log_path).read_text()
     assert "database is locked" not in log
     assert "Traceback" not in log
+
+
+# --- two processes, one database ------------------------------------------------------------
+
+IDS = 20
+COPIES = 8  # of each create, half through each process
+PRIVATE_NOTE = "two-process canary: right calf cramps at night"
+
+
+@pytest.fixture(scope="module")
+def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    """Two API processes on one database (SQLite: one file; PostgreSQL: one database)."""
+    directory = tmp_path_factory.mktemp("two-processes")
+    database_url, drop = fresh_database(directory)
+    # Small pools: 2 processes x 6 connections, beside whatever else the server is serving.
+    env = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2", "LOG_LEVEL": "DEBUG"}
+    servers = [ServerProcess(database_url, directory / f"server-{n}.log", **env) for n in (1, 2)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        drop()
+
+
+def test_identical_creates_through_two_processes_answer_201_once_then_200(
+    two_servers: list[ServerProcess],
+) -> None:
+    """An app retrying a create through a load balancer: its copies reach both processes at
+    once, and every copy but the first is the replay (200, the stored session), never a 500.
+    Several people at once, so that groups of creates hold several account rows."""
+    people = [_headers(two_servers[0]) for _ in range(4)]
+    bodies = [session_body(notes=f"{PRIVATE_NOTE} #{n}") for n in range(IDS)]
+
+    def create(http: httpx.Client, index: int) -> httpx.Response:
+        number = index // COPIES
+        server = two_servers[index % 2]
+        return http.post(
+            f"{server.base_url}/v1/sessions",
+            json=bodies[number],
+            headers=people[number % len(people)],
+        )
+
+    responses = _all_at_once(IDS * COPIES, create, two_servers[0].base_url)
+
+    _no_server_errors(responses)
+    for number, body in enumerate(bodies):
+        copies = responses[number * COPIES : (number + 1) * COPIES]
+        statuses = sorted(response.status_code for response in copies)
+        assert statuses == [200] * (COPIES - 1) + [201], (body["id"], statuses)
+        stored = [response.json() for response in copies]
+        assert all(document == stored[0] for document in stored)
+        assert stored[0]["id"] == body["id"]
+        assert stored[0]["notes"] == body["notes"]
+    for index, headers in enumerate(people):
+        listed = httpx.get(
+            f"{two_servers[1].base_url}/v1/sessions", params={"limit": 200}, headers=headers
+        ).json()["items"]
+        expected = {bodies[n]["id"] for n in range(index, IDS, len(people))}
+        assert {item["id"] for item in listed} == expected
+    for server in two_servers:
+        log = Path(server.log_path).read_text()
+        assert "Traceback" not in log
+        assert PRIVATE_NOTE not in log

@@ -16,11 +16,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from sqlalchemy import insert, select, update
+from sqlalchemy import String, insert, literal_column, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.db import wal_checkpoint, write_transaction
+from api.db import create_db_engine, wal_checkpoint, write_transaction
 from api.driver import driver_transaction
 from api.errors import BadRequest, ServiceUnavailable, Unauthorized
 from api.gate import DatabaseGate
@@ -125,6 +126,49 @@ def test_a_driver_write_fails_as_sqlalchemy_and_leaves_nothing(app: FastAPI, ali
         connection.execute(_INSERT, _row(alice.id, notes="nul \x00 inside", change_seq=3))
     with driver_transaction(app_state(app).engine) as connection:
         assert connection.execute(select(SESSION_TABLE.c.id), {}) == []
+
+
+def test_database_errors_carry_no_parameters(app: FastAPI, alice: Person) -> None:
+    """Their messages reach logs: neither the driver's nor the ORM's quote a row's values."""
+    note = "private: " + uuid.uuid4().hex
+    row = _row(alice.id, notes=note, change_seq=1)
+    engine = app_state(app).engine
+    with pytest.raises(IntegrityError) as by_driver, driver_transaction(engine) as connection:
+        connection.execute(_INSERT, [row, row])
+    with pytest.raises(IntegrityError) as by_sqlalchemy, engine.begin() as connection:
+        connection.execute(_INSERT, [row, row])
+
+    assert engine.hide_parameters
+    for error in (by_driver.value, by_sqlalchemy.value):
+        assert note not in str(error)
+        assert "SQL parameters hidden" in str(error)
+
+
+_ISOLATION_LEVEL = select(literal_column("current_setting('transaction_isolation')", String))
+
+
+def test_postgresql_transactions_are_read_committed_whatever_the_server_default(
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's isolation levels")
+    serializable = make_url(database_url).update_query_dict(
+        {"options": "-c default_transaction_isolation=serializable"}
+    )
+    settings = make_settings(
+        serializable.render_as_string(hide_password=False), db_statement_timeout_ms=0
+    )
+    engine = create_db_engine(settings)
+    try:
+        with driver_transaction(engine) as connection:
+            (level,) = connection.execute(_ISOLATION_LEVEL, {})
+        with engine.connect() as orm_connection:
+            orm_level = orm_connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+    finally:
+        engine.dispose()
+
+    assert level == ("read committed",)
+    assert orm_level == "read committed"
 
 
 def test_a_request_holding_its_turn_never_waits_for_a_second() -> None:

@@ -4,17 +4,22 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import Person, make_settings
 from factories import session_body
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from api.logs import JsonFormatter
 from api.main import create_app
+from api.services import sessions
 from api.state import app_state
+from models.release_session import SESSION_TABLE
+from models.user import User
 
 DASHBOARD = "https://coach.example.com"
 
@@ -204,3 +209,116 @@ def test_an_unknown_route_is_logged_without_a_template(
     assert line["route"] is None
     assert line["request_id"] == answer.headers["X-Request-ID"]
     assert "secret-token-in-path" not in json.dumps(line)
+
+
+# --- no personal data in logs, even when a write fails ------------------------------------
+
+CANARY_NOTE = "canary-note-5d1e: the inner thigh burns after the ball"
+# A second row of an existing id or email: a real error of the driver, its statement's
+# parameters holding the note or the email (and on PostgreSQL its message quoting the key).
+_INSERT_SESSION = insert(SESSION_TABLE)
+_INSERT_USER = insert(User.__table__)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def every_logger_verbose(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every logger at DEBUG, as LOG_LEVEL=DEBUG and more: also each library's own loggers.
+    SQLAlchemy's at INFO, which logs every statement with its parameters (hidden:
+    hide_parameters); its DEBUG would also log result rows, which hide_parameters does not
+    cover and which the app never turns on (SQLAlchemy keeps its loggers at WARNING)."""
+    caplog.set_level(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        level = logging.INFO if name.startswith("sqlalchemy") else logging.DEBUG
+        caplog.set_level(level, logger=name)
+    return caplog
+
+
+@pytest.mark.parametrize("failure", ["session id taken", "email taken"])
+def test_an_internal_error_in_a_create_logs_no_note_email_or_sql_parameter(
+    app: FastAPI,
+    make_person: Callable[..., Person],
+    every_logger_verbose: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    person = make_person("Canary")
+    inserted: list[Any] = []
+    real_insert = sessions._insert
+
+    def recording_insert(connection: Any, rows: list[Any], ratings: list[Any]) -> None:
+        inserted.extend(rows)
+        real_insert(connection, rows, ratings)
+
+    def failing_hooks(connection: Any, _owners: list[Any]) -> dict[Any, Any]:
+        # Runs in the create's transaction, right after its INSERTs.
+        if failure == "session id taken":
+            connection.execute(_INSERT_SESSION, inserted)  # the note in the parameters
+        else:
+            twin = User(email=person.email, password_hash="x", display_name="Twin")
+            connection.execute(_INSERT_USER, twin.model_dump())
+        return {}
+
+    monkeypatch.setattr(sessions, "_insert", recording_insert)
+    monkeypatch.setattr(sessions, "subscribed_hooks", failing_hooks)
+    body = session_body(notes=CANARY_NOTE)
+
+    # raise_server_exceptions: an exception that reached the server (which would log it,
+    # message and all) would be raised here.
+    with TestClient(app, raise_server_exceptions=True) as server:
+        answer = server.post("/v1/sessions", json=body, headers=person.headers)
+
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json() == {
+        "type": "about:blank",
+        "title": "Internal server error",
+        "status": 500,
+        "detail": "An unexpected error occurred. It has been logged.",
+    }
+    records = every_logger_verbose.records
+    lines = _server_lines(every_logger_verbose)
+    everything = "\n".join(
+        [answer.text, every_logger_verbose.text, *(json.dumps(line) for line in lines)]
+        + [repr(vars(record)) for record in records]
+    )
+    for private in (CANARY_NOTE, "inner thigh", person.email, person.email.split("@")[0]):
+        assert private not in everything
+    for sql in ("INSERT", "[SQL", "parameters"):
+        assert sql not in answer.text
+    # The error is logged, with the request's id: where it failed, not what it held.
+    (error,) = [line for line in lines if line["logger"] == "releaselog.errors"]
+    assert error["request_id"] == answer.headers["X-Request-ID"]
+    assert error["message"] == "unhandled error on POST /v1/sessions"
+    assert "IntegrityError (message withheld)" in str(error["exception"])
+    assert "[SQL: INSERT INTO" in str(error["exception"])
+    # SQLAlchemy's statement log ran (registration, login) and hid every parameter.
+    statements = [record for record in records if record.name.startswith("sqlalchemy.engine")]
+    assert any("hide_parameters=True" in record.getMessage() for record in statements)
+
+
+def test_a_logged_exception_keeps_its_frames_and_types_not_its_messages() -> None:
+    # Values a request brought (the source lines a traceback quotes are code, not values).
+    email, note = "-".join(["ana", "lopez@example.com"]), " ".join(["sore", "adductor"])
+
+    def fail() -> None:
+        try:
+            raise KeyError(email)
+        except KeyError as error:
+            raise ValueError(note) from error
+
+    try:
+        fail()
+    except ValueError as error:
+        caught = error
+    exc_info = (type(caught), caught, caught.__traceback__)
+    record = logging.LogRecord("releaselog.test", logging.ERROR, __file__, 1, "x", None, exc_info)
+
+    text = json.loads(JsonFormatter().format(record))["exception"]
+
+    assert email not in text
+    assert note not in text
+    assert "builtins.KeyError (message withheld)" in text
+    assert "The above exception was the direct cause of the following exception" in text
+    assert "builtins.ValueError (message withheld)" in text
+    assert text.index("KeyError (") < text.index("ValueError (")  # oldest first, as Python
+    assert "in fail" in text

@@ -102,6 +102,7 @@ def two_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             "RATE_LIMIT_STORAGE_URL": REDIS_URL,
             "LOGIN_LIMIT_PER_ACCOUNT": f"{LIMIT_PER_ACCOUNT}/hour",
             "LOGIN_LIMIT_PER_ADDRESS": "100000/hour",
+            "REGISTER_LIMIT_PER_ADDRESS": "100000/hour",
             "DB_POOL_SIZE": "2",
             "DB_MAX_OVERFLOW": "2",
             "WEBHOOK_WORKER_ENABLED": "false",

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import AccountOwner, CallerDep, Cursor, Limit, SessionDep, SettingsDep
@@ -11,22 +11,62 @@ from api.openapi import problem_responses
 from api.services import accounts
 from api.state import app_state
 from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList
-from models.user import Token, UserCreate, UserPublic, UserUpdate
+from models.user import EMAIL_MAX_LENGTH, Token, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
 AUTH_ERRORS = problem_responses(401, 403)
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def registration(data: UserCreate, request: Request) -> accounts.NewAccount:
+    """A valid registration, counted per client address (429 over the limit), its password
+    hashed: before the request takes its database turn (SessionDep), so a refused one costs
+    no turn and the hash holds none."""
+    app_state(request.app).login_limiter.hit_registration(_client_address(request))
+    return accounts.new_account(data)
+
+
+class LoginForm(OAuth2PasswordRequestForm):
+    """OAuth2's password form, its `username` (an email) at most 320 characters: a longer one
+    is refused (422) before the login limiter counts it."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH)],
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+
+
 @router.post(
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    responses=problem_responses(400, 409, 413, 422),
+    responses=problem_responses(400, 409, 413, 422, 429, 503),
     summary="Create an account",
+    description="Registrations are limited per client address (`REGISTER_LIMIT_PER_ADDRESS`): "
+    "over the limit, 429 with `Retry-After`.",
 )
-def register(data: UserCreate, db: SessionDep) -> UserPublic:
-    return accounts.register(db, data)
+def register(
+    account: Annotated[accounts.NewAccount, Depends(registration)], db: SessionDep
+) -> UserPublic:
+    return accounts.register(db, account)
 
 
 @router.post(
@@ -36,13 +76,12 @@ def register(data: UserCreate, db: SessionDep) -> UserPublic:
     summary="Exchange email and password for an access token (OAuth2 password flow)",
 )
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Depends()],
     request: Request,
     db: SessionDep,
     settings: SettingsDep,
 ) -> Token:
-    address = request.client.host if request.client else "unknown"
-    app_state(request.app).login_limiter.hit(form.username, address)
+    app_state(request.app).login_limiter.hit(form.username, _client_address(request))
     user = accounts.authenticate(db, form.username, form.password)
     return accounts.issue_token(user, settings)
 

@@ -322,6 +322,14 @@ def create_sessions(engine: Engine, creates: list[NewSession]) -> list[SessionPu
     sessions, one for all their ratings, one look-up of the owners' webhooks.
 
     Raises IdTaken, writing nothing, when any id is taken (alone: with the replay's answer).
+
+    Why a replay is found by the look-up and not by the INSERT, across processes too: the
+    copies of one create have one owner, whose account row the first statement locks until
+    commit, so a copy that waited there looks its id up after the other copy committed (READ
+    COMMITTED, which the engine pins: each statement sees what committed before it). Only
+    another owner's create of the same id can pass the look-up and collide at the INSERT;
+    PostgreSQL's INSERT waits for that transaction's outcome, so when it fails the row is
+    committed and the second try (create_session) sees it: 409.
     """
     by_owner: dict[uuid.UUID, list[NewSession]] = {}
     for new in creates:
