@@ -7,6 +7,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -223,8 +225,28 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, UNEXPECTED_ERROR, headers=headers)
 
 
+async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    """The database did not answer in time (a pool wait, SQLite's busy timeout, PostgreSQL's
+    statement timeout) or not at all: the server's state, not the client's mistake, so a 503
+    to retry rather than a 500. Logged like an unhandled error, without messages."""
+    logger.warning(
+        "database busy or unreachable on %s %s: %s",
+        request.method,
+        getattr(request.scope.get("route"), "path_format", None),
+        type(exc).__name__,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
+    return problem_response(
+        503, "The database is busy or unreachable. Try again shortly.", headers={"Retry-After": "1"}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    # OperationalError: "database is locked", a statement timeout, a lost connection;
+    # TimeoutError: no pool connection came free in time.
+    app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _database_busy)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import String, insert, literal_column, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from api.db import create_db_engine, wal_checkpoint, write_transaction
@@ -27,6 +27,7 @@ from api.errors import BadRequest, ServiceUnavailable, Unauthorized
 from api.gate import DatabaseGate
 from api.group_commit import GroupCommit
 from api.main import create_app
+from api.services import accounts
 from api.services.sessions import IdTaken, NewSession, create_sessions, new_session
 from api.state import app_state
 from models.release_session import SESSION_TABLE, SessionCreate
@@ -460,3 +461,18 @@ def test_the_app_checkpoints_sqlite_after_creates_but_not_postgresql(app: FastAP
         assert follow_up.args == (app_state(app).engine,)
     else:
         assert follow_up is None
+
+
+def test_a_database_that_times_out_is_a_503_to_retry(
+    client: TestClient, alice: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(accounts, "caller_from_token", busy)
+    response = client.get("/v1/me", headers=alice.headers)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "SELECT" not in response.text
+    assert "locked" not in response.text
