@@ -30,31 +30,42 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return _password_hash.verify(password, password_hash)
 
 
-def create_access_token(user_id: uuid.UUID, key: str, lifetime: timedelta) -> str:
+def create_access_token(
+    user_id: uuid.UUID, key: str, lifetime: timedelta, token_version: int = 0
+) -> str:
+    """`token_version`: the account's credential version (User.token_version) at issue."""
     now = datetime.now(UTC)
-    claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime, "typ": "access"}
+    claims = {
+        "sub": str(user_id),
+        "iat": now,
+        "exp": now + lifetime,
+        "typ": "access",
+        "ver": token_version,
+    }
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, key: str) -> uuid.UUID | None:
-    """The user id of a valid token, or None (bad signature, expired, wrong algorithm...)."""
+def decode_access_token(token: str, key: str) -> tuple[uuid.UUID, int] | None:
+    """(user id, credential version) of a valid token, or None (bad signature, expired, wrong
+    algorithm...). A token from before versions existed counts as version 0."""
     verified = _verify_token(token, key)
     if verified is None:
         return None
-    user_id, expires_at = verified
-    return user_id if time.time() < expires_at else None
+    user_id, expires_at, version = verified
+    return (user_id, version) if time.time() < expires_at else None
 
 
 @lru_cache(maxsize=8192)
-def _verify_token(token: str, key: str) -> tuple[uuid.UUID, float] | None:
+def _verify_token(token: str, key: str) -> tuple[uuid.UUID, float, int] | None:
     """Signature and claims checked once per token (and key); expiry is checked on every use."""
     try:
         claims = jwt.decode(
             token, key, algorithms=[JWT_ALGORITHM], options={"require": ["sub", "exp", "iat"]}
         )
-        if claims.get("typ") != "access":
+        version = claims.get("ver", 0)
+        if claims.get("typ") != "access" or type(version) is not int:
             return None
-        return uuid.UUID(str(claims["sub"])), float(claims["exp"])
+        return uuid.UUID(str(claims["sub"])), float(claims["exp"]), version
     except (jwt.PyJWTError, ValueError, TypeError):
         return None
 

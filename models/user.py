@@ -65,6 +65,11 @@ class User(SQLModel, table=True):
     feed_seq: int = SQLField(default=0, sa_column=Column(Integer, nullable=False, default=0))
     # Tombstones up to this feed position have been purged; older tokens get 410.
     feed_purged_seq: int = SQLField(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    # Bumped by every password change or reset: an access token carries the version it was
+    # issued under (claim `ver`) and is refused once it differs. API keys do not depend on it.
+    token_version: int = SQLField(
+        default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
+    )
 
 
 class UserCreate(BaseModel):
@@ -81,6 +86,13 @@ class UserUpdate(BaseModel):
 
     display_name: DisplayName | None = None
     timezone: TimeZoneName | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    new_password: Password
 
 
 class UserPublic(ResponseModel):

@@ -8,10 +8,17 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import AccountOwner, CallerDep, Cursor, Limit, SessionDep, SettingsDep
 from api.openapi import problem_responses
-from api.services import accounts
+from api.services import accounts, passwords
 from api.state import app_state
 from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList
-from models.user import EMAIL_MAX_LENGTH, Token, UserCreate, UserPublic, UserUpdate
+from models.user import (
+    EMAIL_MAX_LENGTH,
+    PasswordChange,
+    Token,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -99,6 +106,25 @@ def read_me(caller: CallerDep, db: SessionDep) -> UserPublic:
 )
 def update_me(data: UserUpdate, caller: AccountOwner, db: SessionDep) -> UserPublic:
     return accounts.update_me(db, caller.user_id, data)
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **problem_responses(400, 413, 422, 429, 503)},
+    summary="Change the password (access token only)",
+    description="`current_password` must be right: otherwise 403, and the attempt counts "
+    "toward the login limits (429 with `Retry-After` over them). Every access token issued "
+    "before the change is refused (401) from then on, this one included; API keys keep "
+    "working. The account's email gets a notice.",
+)
+def change_password(
+    data: PasswordChange, caller: AccountOwner, request: Request, db: SessionDep
+) -> Response:
+    email = accounts.read_me(db, caller.user_id).email
+    app_state(request.app).login_limiter.hit(email, _client_address(request))
+    passwords.change_password(db, caller.user_id, data.current_password, data.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

@@ -89,7 +89,9 @@ SessionListQuery = Annotated[SessionListParams, Depends(_session_list_params)]
 )
 async def create_session(data: SessionCreate, caller: SessionsWriter, request: Request) -> Response:
     creates = app_state(request.app).session_creates
-    created, is_new = await service.create_session(creates, caller.user_id, data)
+    created, is_new = await service.create_session(
+        creates, caller.user_id, data, caller.token_version
+    )
     headers = {"Location": f"/v1/sessions/{created.id}", "ETag": service.etag(created.version)}
     return model_json(created, status.HTTP_201_CREATED if is_new else status.HTTP_200_OK, headers)
 
@@ -102,7 +104,7 @@ async def create_session(data: SessionCreate, caller: SessionsWriter, request: R
     summary="Create up to 500 sessions; per-item results in input order",
 )
 def create_batch(data: BatchRequest, caller: SessionsWriter, db: SessionDep) -> Response:
-    results = service.create_batch(db, caller.user_id, data.sessions)
+    results = service.create_batch(db, caller.user_id, data.sessions, caller.token_version)
     return model_json(BatchResponse(results=results), exclude_none=True)
 
 
@@ -161,7 +163,9 @@ def update_session(
     response: Response,
     if_match: IfMatch = None,
 ) -> SessionPublic:
-    updated = service.update_session(db, caller.user_id, session_id, data, if_match)
+    updated = service.update_session(
+        db, caller.user_id, session_id, data, if_match, caller.token_version
+    )
     response.headers["ETag"] = service.etag(updated.version)
     return updated
 
@@ -175,5 +179,5 @@ def update_session(
 def delete_session(
     session_id: uuid.UUID, caller: SessionsWriter, db: SessionDep, if_match: IfMatch = None
 ) -> Response:
-    service.delete_session(db, caller.user_id, session_id, if_match)
+    service.delete_session(db, caller.user_id, session_id, if_match, caller.token_version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,9 @@ class Caller:
     user_id: uuid.UUID
     scopes: frozenset[str] = ALL_SCOPES
     api_key_id: uuid.UUID | None = None
+    # An access token's credential version (`ver`); it must still be the account's. None for
+    # an API key, which a password change leaves working.
+    token_version: int | None = None
 
 
 def require_scope(caller: Caller, scope: str) -> None:

@@ -28,7 +28,7 @@ from models.user import Token, User, UserCreate, UserPublic, UserUpdate
 
 # Every authenticated request runs this: a prebuilt Core statement, no ORM object.
 _USER_TABLE = User.__table__  # type: ignore[attr-defined]
-_ACCOUNT_EXISTS = sa_select(_USER_TABLE.c.id).where(_USER_TABLE.c.id == bindparam("id"))
+_TOKEN_VERSION = sa_select(_USER_TABLE.c.token_version).where(_USER_TABLE.c.id == bindparam("id"))
 
 
 def public_user(user: User) -> UserPublic:
@@ -85,7 +85,7 @@ def authenticate(db: Session, email: str, password: str) -> User:
 
 def issue_token(user: User, settings: Settings) -> Token:
     lifetime = timedelta(minutes=settings.access_token_expire_minutes)
-    token = create_access_token(user.id, signing_key(settings), lifetime)
+    token = create_access_token(user.id, signing_key(settings), lifetime, user.token_version)
     return Token(access_token=token, token_type="bearer", expires_in=int(lifetime.total_seconds()))
 
 
@@ -93,16 +93,19 @@ def token_caller(token: str, settings: Settings) -> Caller:
     """The caller an access token names, checked without the database: signature, claims,
     expiry. A token outlives a deleted account: caller_from_token also confirms the account,
     and a write confirms it when it locks the account row (deps.writer_with)."""
-    user_id = decode_access_token(token, signing_key(settings))
-    if user_id is None:
+    decoded = decode_access_token(token, signing_key(settings))
+    if decoded is None:
         raise Unauthorized(INVALID_TOKEN)
-    return Caller(user_id=user_id)
+    user_id, version = decoded
+    return Caller(user_id=user_id, token_version=version)
 
 
 def caller_from_token(db: Session, token: str, settings: Settings) -> Caller:
     caller = token_caller(token, settings)
-    if db.connection().execute(_ACCOUNT_EXISTS, {"id": caller.user_id}).first() is None:
-        raise Unauthorized(INVALID_TOKEN)  # the token of a deleted account
+    row = db.connection().execute(_TOKEN_VERSION, {"id": caller.user_id}).first()
+    if row is None or row[0] != caller.token_version:
+        # the token of a deleted account, or one issued before a password change
+        raise Unauthorized(INVALID_TOKEN)
     return caller
 
 

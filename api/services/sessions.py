@@ -294,14 +294,18 @@ class NewSession:
     row: dict[str, Any]
     ratings: list[dict[str, Any]]
     created: SessionPublic
+    token_version: int | None = None  # the writing access token's (next_feed_seq)
 
 
-def new_session(owner_id: uuid.UUID, data: SessionCreate) -> NewSession:
+def new_session(
+    owner_id: uuid.UUID, data: SessionCreate, token_version: int | None = None
+) -> NewSession:
     digest = _fingerprint(data)
     session_id = data.id or ordered_id()
     row = _new_row(owner_id, session_id, data, 0, digest)
     ratings = _rating_rows(session_id, owner_id, data)
-    return NewSession(owner_id, session_id, digest, row, ratings, public_session(row, data.ratings))
+    created = public_session(row, data.ratings)
+    return NewSession(owner_id, session_id, digest, row, ratings, created, token_version)
 
 
 class IdTaken(Exception):
@@ -332,10 +336,14 @@ def create_sessions(engine: Engine, creates: list[NewSession]) -> list[SessionPu
     committed and the second try (create_session) sees it: 409.
     """
     by_owner: dict[uuid.UUID, list[NewSession]] = {}
+    versions: dict[uuid.UUID, set[int]] = {}
     for new in creates:
         by_owner.setdefault(new.owner_id, []).append(new)
+        if new.token_version is not None:
+            versions.setdefault(new.owner_id, set()).add(new.token_version)
     with driver_transaction(engine) as connection:
-        first_seq = reserve_feed_positions(connection, {o: len(n) for o, n in by_owner.items()})
+        counts = {owner_id: len(owned) for owner_id, owned in by_owner.items()}
+        first_seq = reserve_feed_positions(connection, counts, versions)
         ids = [new.session_id for new in creates]
         taken = _stored_ids(connection, ids)
         if len(set(ids)) < len(ids) or taken:
@@ -372,12 +380,16 @@ SessionCreates = GroupCommit[NewSession, SessionPublic]
 
 
 async def create_session(
-    creates: SessionCreates, owner_id: uuid.UUID, data: SessionCreate
+    creates: SessionCreates,
+    owner_id: uuid.UUID,
+    data: SessionCreate,
+    token_version: int | None = None,
 ) -> tuple[SessionPublic, bool]:
     """Create a session, together with the creates that arrive meanwhile (`creates`: the
     app's GroupCommit of create_sessions); returns (session, created). The same body again
-    is a replay: the stored session, not created. A different body under a taken id: 409."""
-    new = new_session(owner_id, data)
+    is a replay: the stored session, not created. A different body under a taken id: 409.
+    `token_version`: the access token's credential version (None: an API key)."""
+    new = new_session(owner_id, data, token_version)
     for attempt in range(2):
         try:
             return await creates.submit(new), True
@@ -391,7 +403,10 @@ async def create_session(
 
 
 def create_batch(
-    db: Session, owner_id: uuid.UUID, items: list[dict[str, Any]]
+    db: Session,
+    owner_id: uuid.UUID,
+    items: list[dict[str, Any]],
+    token_version: int | None = None,
 ) -> list[BatchItemResult]:
     """Each item handled as a single create would be, in one transaction; results in order."""
     parsed: list[SessionCreate | list[FieldError]] = []
@@ -402,7 +417,7 @@ def create_batch(
             parsed.append([FieldError(**e) for e in field_errors(error.errors())])
     valid = [entry for entry in parsed if isinstance(entry, SessionCreate)]
     with request_write(db) as connection:
-        seq = next_feed_seq(connection, owner_id, max(len(valid), 1))
+        seq = next_feed_seq(connection, owner_id, max(len(valid), 1), token_version)
         known_ids = [entry.id for entry in valid if entry.id is not None]
         existing = _stored_ids(connection, known_ids) if known_ids else {}
 
@@ -474,9 +489,10 @@ def update_session(
     session_id: uuid.UUID,
     patch: SessionUpdate,
     if_match: str | None,
+    token_version: int | None = None,
 ) -> SessionPublic:
     with request_write(db) as connection:
-        seq = next_feed_seq(connection, owner_id)
+        seq = next_feed_seq(connection, owner_id, 1, token_version)
         row = _live_session(connection, owner_id, session_id)
         _check_if_match(if_match, row["version"])
         ratings = _ratings_of(connection, session_id)
@@ -499,11 +515,15 @@ def update_session(
 
 
 def delete_session(
-    db: Session, owner_id: uuid.UUID, session_id: uuid.UUID, if_match: str | None = None
+    db: Session,
+    owner_id: uuid.UUID,
+    session_id: uuid.UUID,
+    if_match: str | None = None,
+    token_version: int | None = None,
 ) -> None:
     """Delete the session's content, keeping a tombstone for the sync feed."""
     with request_write(db) as connection:
-        seq = next_feed_seq(connection, owner_id)
+        seq = next_feed_seq(connection, owner_id, 1, token_version)
         row = _live_session(connection, owner_id, session_id)
         _check_if_match(if_match, row["version"])
         now = utc_now()

@@ -50,19 +50,27 @@ _RESERVE_POSITIONS = (
     update(_USER_TABLE)
     .where(_USER_TABLE.c.id == bindparam("user_id"))
     .values(feed_seq=_USER_TABLE.c.feed_seq + bindparam("count"))
-    .returning(_USER_TABLE.c.feed_seq)
+    .returning(_USER_TABLE.c.feed_seq, _USER_TABLE.c.token_version)
 )
 
 
-def next_feed_seq(connection: DriverConnection, user_id: uuid.UUID, count: int = 1) -> int:
+def next_feed_seq(
+    connection: DriverConnection,
+    user_id: uuid.UUID,
+    count: int = 1,
+    token_version: int | None = None,
+) -> int:
     """Reserve `count` feed positions for the user; returns the first. Locks the user row.
 
     Every write to a person's sessions starts here, so this is also where a write learns that
-    the account is gone (deleted since its access token was checked): 401.
+    its credential no longer holds: 401 when the account is gone (deleted since the access
+    token was checked) or when `token_version` (an access token's; None for an API key) is no
+    longer the account's (the password changed since the token was issued). The caller's
+    transaction is then rolled back, with nothing written.
     """
     rows = connection.execute(_RESERVE_POSITIONS, {"user_id": user_id, "count": count})
     last = next(iter(rows), None)
-    if last is None:
+    if last is None or (token_version is not None and last[1] != token_version):
         raise Unauthorized(INVALID_TOKEN)
     return int(last[0]) - count + 1
 
@@ -86,27 +94,41 @@ def _reserve_for_owners(count: int) -> tuple[Select[Any], Update]:
         update(_USER_TABLE)
         .where(_USER_TABLE.c.id.in_(ids))
         .values(feed_seq=_USER_TABLE.c.feed_seq + step)
-        .returning(_USER_TABLE.c.id, _USER_TABLE.c.feed_seq)
+        .returning(_USER_TABLE.c.id, _USER_TABLE.c.feed_seq, _USER_TABLE.c.token_version)
     )
     return lock, reserve
 
 
 def reserve_feed_positions(
-    connection: DriverConnection, counts: dict[uuid.UUID, int]
+    connection: DriverConnection,
+    counts: dict[uuid.UUID, int],
+    token_versions: dict[uuid.UUID, set[int]],
 ) -> dict[uuid.UUID, int]:
-    """next_feed_seq for several people in two statements; the first position of each."""
+    """next_feed_seq for several people in two statements; the first position of each.
+
+    `token_versions`: for each person, the credential versions of the access tokens writing
+    (none for API keys). Two different ones cannot both hold, so they fail the whole write
+    (401), which a group of creates then retries one create at a time."""
+    if any(len(versions) > 1 for versions in token_versions.values()):
+        raise Unauthorized(INVALID_TOKEN)
+    required = {
+        user_id: next(iter(versions)) for user_id, versions in token_versions.items() if versions
+    }
     if len(counts) == 1:
         [(user_id, count)] = counts.items()
-        return {user_id: next_feed_seq(connection, user_id, count)}
+        return {user_id: next_feed_seq(connection, user_id, count, required.get(user_id))}
     lock, reserve = _reserve_for_owners(len(counts))
     values: dict[str, Any] = {}
     for i, (user_id, count) in enumerate(counts.items()):
         values[f"user_{i}"], values[f"count_{i}"] = user_id, count
     if connection.dialect.name == "postgresql":
         connection.execute(lock, values)
-    last = {row[0]: row[1] for row in connection.execute(reserve, values)}
+    rows = connection.execute(reserve, values)
+    last = {row[0]: row[1] for row in rows}
     if len(last) < len(counts):
         raise Unauthorized(INVALID_TOKEN)  # someone's account is gone
+    if any(required.get(row[0], row[2]) != row[2] for row in rows):
+        raise Unauthorized(INVALID_TOKEN)  # someone's password changed
     return {user_id: last[user_id] - count + 1 for user_id, count in counts.items()}
 
 
