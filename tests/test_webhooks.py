@@ -6,6 +6,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,10 +15,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from api.config import Settings
-from api.db import write_transaction
+from api.db import write_lock, write_transaction
 from api.errors import Unprocessable
 from api.main import create_app
 from api.services import webhook_worker
+from api.services import webhooks as webhooks_service
 from api.services.webhook_targets import UnsafeTarget, check_target, public_addresses
 from api.services.webhook_worker import claim_due, deliver_due, retry_delay
 from api.state import app_state
@@ -210,6 +212,67 @@ def test_the_api_refuses_private_targets_when_not_allowed(
             assert ok.status_code == 201
     finally:
         app_state(strict).engine.dispose()
+
+
+def test_creating_a_webhook_resolves_its_host_outside_the_write_transaction(
+    coach: Person, alice: Person, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow resolver must not hold up other writes: while the host name resolves, the
+    webhook's write transaction has not begun (on SQLite, the process's write lock is free)
+    and another client's session is created and committed."""
+    strict = create_app(make_settings(settings.database_url, webhook_allow_private_targets=False))
+    engine = app_state(strict).engine
+    in_write = threading.Event()
+    real_write_transaction = webhooks_service.write_transaction
+
+    @contextmanager
+    def watched_write_transaction(db: Session) -> Iterator[object]:
+        with real_write_transaction(db) as connection:
+            in_write.set()
+            try:
+                yield connection
+            finally:
+                in_write.clear()
+
+    monkeypatch.setattr(webhooks_service, "write_transaction", watched_write_transaction)
+    seen: list[dict[str, object]] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow_getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        if host != "hooks.example.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        # While "resolving", another client writes; it must not have to wait for us.
+        created: list[int] = []
+        writer = threading.Thread(
+            target=lambda: created.append(
+                strict_client.post(
+                    "/v1/sessions", json=session_body(), headers=alice.headers
+                ).status_code
+            )
+        )
+        writer.start()
+        writer.join(timeout=10)
+        seen.append(
+            {
+                "in_write_transaction": in_write.is_set(),
+                "write_lock_held": getattr(write_lock(engine), "locked", lambda: False)(),
+                "other_write": created,
+            }
+        )
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    try:
+        with TestClient(strict) as strict_client:
+            response = strict_client.post(
+                "/v1/webhooks",
+                json={"url": "https://hooks.example.test/h"},
+                headers=coach.headers,
+            )
+            assert response.status_code == 201, response.text
+    finally:
+        engine.dispose()
+    assert seen == [{"in_write_transaction": False, "write_lock_held": False, "other_write": [201]}]
 
 
 def test_the_target_is_checked_again_at_delivery_time(
