@@ -41,7 +41,8 @@ SESSIONS_CREATED = Counter(
 WEBHOOK_DELIVERIES = Counter(
     "releaselog_webhook_delivery_attempts_total",
     "Webhook delivery attempts by outcome: delivered (2xx), retry (will be retried), "
-    "failed (gave up after the retry window), cancelled (grant ended; not sent).",
+    "failed (gave up after the retry window), cancelled (grant ended or session deleted; not "
+    "sent).",
     ["outcome"],
 )
 for _outcome in ("delivered", "retry", "failed", "cancelled"):

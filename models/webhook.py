@@ -14,6 +14,11 @@ from models.base import ResponseModel, UTCDateTime, new_id, utc_now
 EventType = Literal["session.created", "session.updated", "session.deleted"]
 EVENT_TYPES: tuple[str, ...] = ("session.created", "session.updated", "session.deleted")
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+# The events whose body carries the session's content (every session event but its deletion):
+# one of a session deleted since is never sent.
+SESSION_CONTENT_EVENTS: tuple[str, ...] = tuple(
+    event for event in EVENT_TYPES if event.startswith("session.") and event != "session.deleted"
+)
 
 
 def _all_events() -> list[EventType]:
@@ -48,6 +53,8 @@ class WebhookDelivery(SQLModel, table=True):
         # The worker's poll: pending deliveries whose next attempt is due.
         Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
         Index("ix_webhook_delivery_webhook_created", "webhook_id", "created_at", "id"),
+        # A session's deletion withdraws its queued events (webhook_outbox.withdraw_...).
+        Index("ix_webhook_delivery_session", "session_id"),
     )
 
     id: uuid.UUID = SQLField(default_factory=new_id, primary_key=True)
@@ -55,7 +62,9 @@ class WebhookDelivery(SQLModel, table=True):
     event_type: str = SQLField(sa_column=Column(String(32), nullable=False))
     client_id: uuid.UUID = SQLField(foreign_key="user_account.id", ondelete="CASCADE")
     session_id: uuid.UUID
-    payload: str = SQLField(sa_column=Column(Text, nullable=False))
+    # The body to send; NULL once the delivery is delivered, failed or withdrawn: the session's
+    # content is kept only while it may still be sent (the metadata stays for the log).
+    payload: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
     status: str = SQLField(default="pending", sa_column=Column(String(16), nullable=False))
     attempts: int = SQLField(default=0, sa_column=Column(Integer, nullable=False, default=0))
     last_status_code: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))

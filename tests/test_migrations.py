@@ -6,9 +6,12 @@ Each test migrates its own fresh database, never the shared test database.
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -18,6 +21,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
 from alembic import command
+from models.base import UTCDateTime
 from tests.conftest import ROOT
 
 
@@ -112,3 +116,158 @@ def test_concurrent_migrators_on_postgresql(fresh_database_url: Callable[[], str
             migrator.wait()
     assert [migrator.returncode for migrator in migrators] == [0, 0, 0], outputs
     assert _differences(url) == []
+
+
+# The tables as revision 0002 left them (only the columns these rows need).
+_USER = sa.table(
+    "user_account",
+    *(sa.column(name) for name in ("email", "password_hash", "display_name", "timezone")),
+    sa.column("id", sa.Uuid()),
+    sa.column("created_at", UTCDateTime()),
+    sa.column("feed_seq", sa.Integer()),
+    sa.column("feed_purged_seq", sa.Integer()),
+)
+_SESSION = sa.table(
+    "release_session",
+    sa.column("id", sa.Uuid()),
+    sa.column("user_id", sa.Uuid()),
+    *(sa.column(name, UTCDateTime()) for name in ("started_at", "created_at", "updated_at")),
+    sa.column("deleted_at", UTCDateTime()),
+    sa.column("notes"),
+    sa.column("complete", sa.Boolean()),
+    sa.column("version", sa.Integer()),
+    sa.column("change_seq", sa.Integer()),
+    sa.column("create_hash"),
+)
+_WEBHOOK = sa.table(
+    "webhook",
+    sa.column("id", sa.Uuid()),
+    sa.column("user_id", sa.Uuid()),
+    *(sa.column(name) for name in ("url", "events", "secret")),
+    sa.column("created_at", UTCDateTime()),
+)
+_DELIVERY = sa.table(
+    "webhook_delivery",
+    *(sa.column(name, sa.Uuid()) for name in ("id", "webhook_id", "client_id", "session_id")),
+    *(sa.column(name) for name in ("event_type", "payload", "status")),
+    sa.column("attempts", sa.Integer()),
+    *(sa.column(name, UTCDateTime()) for name in ("next_attempt_at", "created_at", "updated_at")),
+)
+
+
+def test_0003_keeps_a_payload_only_while_it_may_be_sent(
+    fresh_database_url: Callable[[], str],
+) -> None:
+    """Existing deliveries are brought to the rule: finished ones lose their payload, queued
+    content events of sessions deleted since are withdrawn, the rest keep theirs; a downgrade
+    restores a NOT NULL payload."""
+    url = fresh_database_url()
+    config = _config(url)
+    command.upgrade(config, "0002")
+    now = datetime.now(UTC)
+    coach, client, hook = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    live, deleted = uuid.uuid4(), uuid.uuid4()
+    rows = {  # delivery id -> (event type, session, status)
+        uuid.uuid4(): ("session.created", live, "delivered"),
+        uuid.uuid4(): ("session.created", live, "failed"),
+        uuid.uuid4(): ("session.updated", live, "pending"),
+        uuid.uuid4(): ("session.created", deleted, "pending"),
+        uuid.uuid4(): ("session.deleted", deleted, "pending"),
+    }
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            for user_id, email in ((coach, "coach@example.com"), (client, "client@example.com")):
+                connection.execute(
+                    sa.insert(_USER).values(
+                        id=user_id,
+                        email=email,
+                        password_hash="x",
+                        display_name="x",
+                        timezone="UTC",
+                        created_at=now,
+                        feed_seq=2,
+                        feed_purged_seq=0,
+                    )
+                )
+            for seq, (session_id, deleted_at) in enumerate(((live, None), (deleted, now)), 1):
+                connection.execute(
+                    sa.insert(_SESSION).values(
+                        id=session_id,
+                        user_id=client,
+                        started_at=now,
+                        created_at=now,
+                        updated_at=now,
+                        deleted_at=deleted_at,
+                        notes=None if deleted_at else "my notes",
+                        complete=False,
+                        version=1,
+                        change_seq=seq,
+                        create_hash="x",
+                    )
+                )
+            connection.execute(
+                sa.insert(_WEBHOOK).values(
+                    id=hook,
+                    user_id=coach,
+                    url="https://d.example/h",
+                    events="session.created session.updated session.deleted",
+                    secret="x",
+                    created_at=now,
+                )
+            )
+            for delivery_id, (event_type, session_id, status) in rows.items():
+                connection.execute(
+                    sa.insert(_DELIVERY).values(
+                        id=delivery_id,
+                        webhook_id=hook,
+                        client_id=client,
+                        session_id=session_id,
+                        event_type=event_type,
+                        payload=f"body of {delivery_id}",
+                        status=status,
+                        attempts=1 if status != "pending" else 0,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+
+        def stored() -> dict[uuid.UUID, tuple[str, str | None, int]]:
+            with engine.connect() as connection:
+                return {
+                    delivery_id: (status, payload, attempts)
+                    for delivery_id, status, payload, attempts in connection.execute(
+                        sa.select(
+                            _DELIVERY.c.id,
+                            _DELIVERY.c.status,
+                            _DELIVERY.c.payload,
+                            _DELIVERY.c.attempts,
+                        )
+                    )
+                }
+
+        command.upgrade(config, "head")
+        expected = {
+            "delivered": ("delivered", None, 1),
+            "failed": ("failed", None, 1),
+        }
+        after = stored()
+        for delivery_id, (event_type, session_id, status) in rows.items():
+            if status != "pending":
+                assert after[delivery_id] == expected[status]
+            elif session_id == deleted and event_type != "session.deleted":
+                assert after[delivery_id] == ("failed", None, 0)  # withdrawn, never sent
+            else:
+                assert after[delivery_id] == ("pending", f"body of {delivery_id}", 0)
+
+        command.downgrade(config, "0002")
+        restored = stored()
+        assert all(payload is not None for _status, payload, _attempts in restored.values())
+        columns = inspect(engine).get_columns("webhook_delivery")
+        nullable = {column["name"]: column["nullable"] for column in columns}
+        assert nullable["payload"] is False
+        command.upgrade(config, "head")
+        assert _differences(url) == []
+    finally:
+        engine.dispose()

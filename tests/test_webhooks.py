@@ -1,26 +1,31 @@
 """Webhooks: subscriptions, the outbox, signed delivery to a real receiver, retries, SSRF."""
 
 import base64
+import json
 import random
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from api.config import Settings
-from api.db import write_transaction
+from api.db import write_lock, write_transaction
 from api.errors import Unprocessable
 from api.main import create_app
 from api.services import webhook_worker
+from api.services import webhooks as webhooks_service
 from api.services.webhook_targets import UnsafeTarget, check_target, public_addresses
 from api.services.webhook_worker import claim_due, deliver_due, retry_delay
 from api.state import app_state
+from models.release_session import ReleaseSession
 from models.webhook import WebhookDelivery
 from tests.conftest import Person, make_settings
 from tests.factories import session_body
@@ -53,6 +58,22 @@ def deliveries(client: TestClient, person: Person, webhook_id: str) -> list[dict
 
 def run_worker(app: FastAPI, now: datetime | None = None) -> int:
     return deliver_due(app_state(app).engine, app_state(app).settings, now)
+
+
+def run_worker_until_idle(app: FastAPI, now: datetime | None = None) -> None:
+    while run_worker(app, now):
+        pass
+
+
+def stored_payloads(app: FastAPI) -> dict[str, str | None]:
+    """Each delivery's stored body, by delivery id: what the table keeps, not what the API shows."""
+    with Session(app_state(app).engine) as db:
+        return {
+            str(delivery_id): payload
+            for delivery_id, payload in db.execute(
+                select(WebhookDelivery.id, WebhookDelivery.payload)
+            )
+        }
 
 
 # --- subscriptions -------------------------------------------------------------------------
@@ -212,6 +233,67 @@ def test_the_api_refuses_private_targets_when_not_allowed(
         app_state(strict).engine.dispose()
 
 
+def test_creating_a_webhook_resolves_its_host_outside_the_write_transaction(
+    coach: Person, alice: Person, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow resolver must not hold up other writes: while the host name resolves, the
+    webhook's write transaction has not begun (on SQLite, the process's write lock is free)
+    and another client's session is created and committed."""
+    strict = create_app(make_settings(settings.database_url, webhook_allow_private_targets=False))
+    engine = app_state(strict).engine
+    in_write = threading.Event()
+    real_write_transaction = webhooks_service.write_transaction
+
+    @contextmanager
+    def watched_write_transaction(db: Session) -> Iterator[object]:
+        with real_write_transaction(db) as connection:
+            in_write.set()
+            try:
+                yield connection
+            finally:
+                in_write.clear()
+
+    monkeypatch.setattr(webhooks_service, "write_transaction", watched_write_transaction)
+    seen: list[dict[str, object]] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow_getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        if host != "hooks.example.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        # While "resolving", another client writes; it must not have to wait for us.
+        created: list[int] = []
+        writer = threading.Thread(
+            target=lambda: created.append(
+                strict_client.post(
+                    "/v1/sessions", json=session_body(), headers=alice.headers
+                ).status_code
+            )
+        )
+        writer.start()
+        writer.join(timeout=10)
+        seen.append(
+            {
+                "in_write_transaction": in_write.is_set(),
+                "write_lock_held": getattr(write_lock(engine), "locked", lambda: False)(),
+                "other_write": created,
+            }
+        )
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    try:
+        with TestClient(strict) as strict_client:
+            response = strict_client.post(
+                "/v1/webhooks",
+                json={"url": "https://hooks.example.test/h"},
+                headers=coach.headers,
+            )
+            assert response.status_code == 201, response.text
+    finally:
+        engine.dispose()
+    assert seen == [{"in_write_transaction": False, "write_lock_held": False, "other_write": [201]}]
+
+
 def test_the_target_is_checked_again_at_delivery_time(
     client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
 ) -> None:
@@ -275,6 +357,9 @@ def test_update_delete_and_batch_events(
         f"/v1/sessions/{body['id']}", json={"notes": "better"}, headers=alice.headers
     ).json()
     client.patch(f"/v1/sessions/{body['id']}", json={"notes": "better"}, headers=alice.headers)
+    # Sent before the deletion: once it is deleted, a session's queued events are not.
+    while run_worker(app):
+        pass
     assert client.delete(f"/v1/sessions/{body['id']}", headers=alice.headers).status_code == 204
     batch = [session_body(), session_body(), {"started_at": "nonsense"}]
     client.post("/v1/sessions/batch", json={"sessions": batch}, headers=alice.headers)
@@ -420,6 +505,7 @@ def test_revoked_grant_stops_deliveries_even_queued_ones(
     assert receiver.received == []
     [cancelled] = deliveries(client, coach, hook["id"])
     assert (cancelled["status"], cancelled["attempts"]) == ("failed", 0)
+    assert stored_payloads(app) == {cancelled["id"]: None}
 
 
 def test_revocation_between_retries_stops_them(
@@ -463,6 +549,186 @@ def test_a_rolled_back_write_queues_nothing(
     assert client.post("/v1/sessions", json=body, headers=alice.headers).status_code == 409
     with Session(app_state(app).engine) as db:
         assert db.exec(select(WebhookDelivery)).all() == []
+
+
+# --- deleted sessions and stored payloads ---------------------------------------------------
+
+CANARY = "canary: tender near the old scar"
+
+
+def test_a_session_deleted_before_delivery_never_sends_its_content(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)
+    grant(app, coach.id, alice.id)
+    body = session_body(notes=CANARY)
+    client.post("/v1/sessions", json=body, headers=alice.headers)
+    patched = client.patch(
+        f"/v1/sessions/{body['id']}", json={"notes": CANARY + " (edited)"}, headers=alice.headers
+    )
+    assert patched.status_code == 200
+    assert client.delete(f"/v1/sessions/{body['id']}", headers=alice.headers).status_code == 204
+    # The deletion itself withdraws the queued content: no worker needs to run for it to go.
+    kept = [payload for payload in stored_payloads(app).values() if payload is not None]
+    assert len(stored_payloads(app)) == 3  # created, updated, deleted
+    assert [json.loads(payload)["type"] for payload in kept] == ["session.deleted"]
+
+    run_worker_until_idle(app)
+    assert [(r.json["type"], r.json["data"]) for r in receiver.received] == [
+        ("session.deleted", {"client_id": alice.id, "session_id": body["id"], "session": None})
+    ]
+    assert all(CANARY.encode() not in r.body for r in receiver.received)
+    # The log shows the dropped events as failed, never tried; no body is kept for any of them.
+    log = {item["event_type"]: item for item in deliveries(client, coach, hook["id"])}
+    assert {kind: (item["status"], item["attempts"]) for kind, item in log.items()} == {
+        "session.created": ("failed", 0),
+        "session.updated": ("failed", 0),
+        "session.deleted": ("delivered", 1),
+    }
+    assert log["session.created"]["last_status_code"] is None
+    assert stored_payloads(app) == dict.fromkeys((item["id"] for item in log.values()), None)
+
+
+def test_a_retry_after_the_session_was_deleted_is_never_sent(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person
+) -> None:
+    receiver = Receiver(statuses=[500, 200])
+    try:
+        hook = create_webhook(client, coach, receiver.url)
+        grant(app, coach.id, alice.id)
+        body = session_body(notes=CANARY)
+        client.post("/v1/sessions", json=body, headers=alice.headers)
+        start = datetime.now(UTC)
+        assert run_worker(app, start) == 1  # the receiver fails: a retry is due later
+        [first] = receiver.received
+        assert first.json["type"] == "session.created"
+
+        client.delete(f"/v1/sessions/{body['id']}", headers=alice.headers)
+        run_worker_until_idle(app, start + timedelta(hours=1))
+        run_worker_until_idle(app, start + timedelta(days=2))
+        assert [r.json["type"] for r in receiver.received] == [
+            "session.created",
+            "session.deleted",
+        ]
+        log = {item["event_type"]: item for item in deliveries(client, coach, hook["id"])}
+        created = log["session.created"]
+        # Dropped: failed, with the one attempt it had and that attempt's answer.
+        assert (created["status"], created["attempts"], created["last_status_code"]) == (
+            "failed",
+            1,
+            500,
+        )
+        assert created["next_attempt_at"] is None
+        assert stored_payloads(app)[created["id"]] is None
+    finally:
+        receiver.close()
+
+
+def _mark_deleted_without_withdrawing(app: FastAPI, session_id: str) -> None:
+    """The session is gone while its events are still queued (as if by a path that does not
+    withdraw them, e.g. a future purge): the worker's own checks must drop them."""
+    with Session(app_state(app).engine) as db:
+        db.execute(
+            update(ReleaseSession)
+            .where(ReleaseSession.id == uuid.UUID(session_id))  # type: ignore[arg-type]
+            .values(deleted_at=datetime.now(UTC), notes=None)
+        )
+        db.commit()
+
+
+def test_the_claim_drops_an_event_of_a_session_deleted_since(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)
+    grant(app, coach.id, alice.id)
+    body = session_body(notes=CANARY)
+    client.post("/v1/sessions", json=body, headers=alice.headers)
+    _mark_deleted_without_withdrawing(app, body["id"])
+
+    settings = app_state(app).settings
+    assert claim_due(app_state(app).engine, settings, datetime.now(UTC), 10) == []
+    assert run_worker(app) == 0
+    assert receiver.received == []
+    [dropped] = deliveries(client, coach, hook["id"])
+    assert (dropped["status"], dropped["attempts"]) == ("failed", 0)
+    assert stored_payloads(app) == {dropped["id"]: None}
+
+
+def test_a_deletion_between_claim_and_send_stops_the_send(
+    client: TestClient,
+    app: FastAPI,
+    coach: Person,
+    alice: Person,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)
+    grant(app, coach.id, alice.id)
+    withdrawn, unwithdrawn = session_body(notes=CANARY), session_body(notes=CANARY)
+    for body in (withdrawn, unwithdrawn):
+        client.post("/v1/sessions", json=body, headers=alice.headers)
+    real_claim_due = webhook_worker.claim_due
+
+    def claim_then_delete(*args: object, **kwargs: object) -> list[webhook_worker.Claimed]:
+        claimed = real_claim_due(*args, **kwargs)  # type: ignore[arg-type]
+        # Both are leased, then deleted: one through the API, one without its withdrawal.
+        client.delete(f"/v1/sessions/{withdrawn['id']}", headers=alice.headers)
+        _mark_deleted_without_withdrawing(app, unwithdrawn["id"])
+        return claimed
+
+    monkeypatch.setattr(webhook_worker, "claim_due", claim_then_delete)
+    assert run_worker(app) == 2
+    assert receiver.received == []
+    monkeypatch.undo()
+    run_worker_until_idle(app)  # the withdrawn session's deletion event
+    assert [r.json["type"] for r in receiver.received] == ["session.deleted"]
+    created = [
+        item
+        for item in deliveries(client, coach, hook["id"])
+        if item["event_type"] == "session.created"
+    ]
+    assert [(item["status"], item["attempts"]) for item in created] == [("failed", 0)] * 2
+    assert set(stored_payloads(app).values()) == {None}
+
+
+def test_a_payload_is_kept_only_while_it_may_be_sent(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    failing = Receiver(statuses=[500])
+    try:
+        good = create_webhook(client, coach, receiver.url)
+        bad = create_webhook(client, coach, failing.url)
+        grant(app, coach.id, alice.id)
+        client.post("/v1/sessions", json=session_body(notes=CANARY), headers=alice.headers)
+        start = datetime.now(UTC)
+        [queued_good] = deliveries(client, coach, good["id"])
+        [queued_bad] = deliveries(client, coach, bad["id"])
+        assert all(CANARY in (payload or "") for payload in stored_payloads(app).values())
+
+        assert run_worker(app, start) == 2
+        [delivered] = deliveries(client, coach, good["id"])
+        [retrying] = deliveries(client, coach, bad["id"])
+        assert (delivered["id"], delivered["status"], delivered["attempts"]) == (
+            queued_good["id"],
+            "delivered",
+            1,
+        )
+        assert (retrying["status"], retrying["attempts"]) == ("pending", 1)
+        payloads = stored_payloads(app)
+        assert payloads[delivered["id"]] is None  # delivered: gone
+        assert CANARY in (payloads[retrying["id"]] or "")  # still to be sent: kept
+
+        run_worker(app, start + timedelta(hours=25))  # past the retry window
+        [failed] = deliveries(client, coach, bad["id"])
+        assert (failed["id"], failed["status"], failed["attempts"], failed["last_status_code"]) == (
+            queued_bad["id"],
+            "failed",
+            2,
+            500,
+        )
+        assert stored_payloads(app) == {delivered["id"]: None, failed["id"]: None}
+    finally:
+        failing.close()
 
 
 # --- restarts ------------------------------------------------------------------------------

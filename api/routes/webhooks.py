@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 DESCRIPTION = """
 Events `session.created`, `session.updated` and `session.deleted` about the sessions of every
 client who granted the caller access are POSTed to `url` while the grant is live (an event
-queued before a revocation is not sent after it). The body is
+queued before a revocation is not sent after it), and an event that carries a session's content
+only while the session exists: a queued `session.created` or `session.updated` of a session
+deleted since is dropped, never sent (its `session.deleted` still is). The body is
 `{"type", "timestamp", "data": {"client_id", "session_id", "session" | null}}`, `session` in the
 shape of `GET /v1/sessions/{id}` (null for `session.deleted`).
 
@@ -26,6 +28,17 @@ the base64-decoded part of the secret after `whsec_`. Any 2xx answer is success;
 a timeout or a connection error is retried with exponential backoff and jitter for about a day,
 then the delivery is `failed`. Delivery is at least once and not ordered: order by the
 session's `version` and `updated_at`. Redirects are not followed.
+"""
+
+
+DELIVERIES_DESCRIPTION = """
+Every event queued for the webhook, newest first, with its outcome: `pending` (to be sent or
+retried, at `next_attempt_at`), `delivered` (a 2xx answer) or `failed`. `failed` means either
+that the receiver never answered 2xx within the retry window, or that the event was dropped
+before it could be sent: the grant ended, or the event carried the content of a session
+deleted since. A dropped event keeps the `attempts` it had (0 when it was never tried) and its
+`last_status_code`. An entry stays in the log after its body is deleted: the server keeps an
+event's body (the session's content) only while the event may still be sent.
 """
 
 
@@ -73,6 +86,7 @@ def delete_webhook(webhook_id: uuid.UUID, caller: AccountOwner, db: SessionDep) 
     response_model=DeliveryList,
     responses=problem_responses(400, 401, 403, 404, 422),
     summary="The webhook's delivery log, newest first",
+    description=DELIVERIES_DESCRIPTION,
 )
 def list_deliveries(
     webhook_id: uuid.UUID,

@@ -30,7 +30,12 @@ from api.services import pagination
 from api.services.pagination import encode_cursor
 from api.services.session_pages import PAGE_COLUMNS, PUBLIC_FIELDS, ratings_by_session, read_page
 from api.services.sync import next_feed_seq, reserve_feed_positions
-from api.services.webhook_outbox import SessionEvent, enqueue_session_events, subscribed_hooks
+from api.services.webhook_outbox import (
+    SessionEvent,
+    enqueue_session_events,
+    subscribed_hooks,
+    withdraw_session_events,
+)
 from models.base import ordered_id, utc_now
 from models.release_session import (
     RATING_TABLE,
@@ -530,6 +535,8 @@ def delete_session(
         tombstone = {**row, **dict.fromkeys(_CLEARED_BY_DELETE), "version": row["version"] + 1}
         tombstone.update(deleted_at=now, updated_at=now, change_seq=seq)
         _change(connection, session_id, tombstone)
+        # The content leaves the outbox too: queued events of this session are never sent.
+        withdraw_session_events(connection, session_id, now)
         enqueue_session_events(connection, owner_id, [("session.deleted", session_id, None)])
         connection.commit()
 

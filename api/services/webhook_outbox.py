@@ -1,6 +1,9 @@
 """The webhook outbox: session events written to `webhook_delivery` in the transaction of the
 change they describe (`enqueue_session_events`), so an event exists if and only if its change
 committed. The worker in `webhook_worker.py` delivers them.
+
+A session's deletion withdraws its queued content events in the same transaction
+(`withdraw_session_events`): their bodies hold what the deletion removes.
 """
 
 import json
@@ -9,13 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, literal_column, null, select, update
 
 from api.driver import DriverConnection
 from models.base import ordered_id, utc_now
 from models.coaching import Grant
 from models.release_session import SessionPublic
-from models.webhook import Webhook, WebhookDelivery
+from models.webhook import SESSION_CONTENT_EVENTS, Webhook, WebhookDelivery
 
 # (event type, session id, the session's public shape -- or a function that builds it, so a
 # write with no subscribed webhook never pays for it -- or None for a deletion)
@@ -122,3 +125,28 @@ def enqueue_session_events(
             )
     if rows:
         connection.execute(_INSERT_DELIVERY, rows)
+
+
+_DELIVERY = WebhookDelivery.__table__  # type: ignore[attr-defined]
+# Constants are written into the SQL: with an expanding IN (:list), the driver would convert
+# only the list's values, and the session id would reach the database unconverted.
+_WITHDRAW_SESSION_EVENTS = (
+    update(_DELIVERY)
+    .where(
+        _DELIVERY.c.session_id == bindparam("session_id"),
+        _DELIVERY.c.status == literal_column("'pending'"),
+        _DELIVERY.c.event_type.in_([literal_column(f"'{e}'") for e in SESSION_CONTENT_EVENTS]),
+    )
+    .values(status=literal_column("'failed'"), payload=null(), updated_at=bindparam("now"))
+)
+
+
+def withdraw_session_events(
+    connection: DriverConnection, session_id: uuid.UUID, now: datetime
+) -> None:
+    """Withdraw the session's queued content events (created, updated): each is marked
+    `failed` with its attempts unchanged, and its payload is deleted. For the deletion of the
+    session, in its transaction. An attempt already in flight is not recalled; the worker
+    checks again just before it sends (webhook_worker.still_deliverable).
+    """
+    connection.execute(_WITHDRAW_SESSION_EVENTS, {"session_id": session_id, "now": now})

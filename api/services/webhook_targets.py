@@ -79,7 +79,9 @@ def public_addresses(url: str) -> list[str]:
 
 
 def check_target(url: str, allow_private: bool) -> None:
-    """422 (naming the `url` field) unless the URL is http(s) and, unless allowed, public."""
+    """422 (naming the `url` field) unless the URL is http(s) and, unless allowed, public.
+
+    Resolves the host (up to the resolver's timeout): call it before any write transaction."""
     try:
         split_target(url)
         if not allow_private:

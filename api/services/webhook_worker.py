@@ -5,12 +5,18 @@ where the last left off. One round (`deliver_due`):
 
 1. claim: in one short transaction, select due rows (`status = 'pending'`,
    `next_attempt_at <= now`) `FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite serialises writers
-   anyway), mark those whose grant has ended `failed`, and lease the rest by pushing
-   `next_attempt_at` past the longest an attempt can take. Commit. Another worker skips them
-   while locked and, once committed, no longer sees them as due.
-2. send, outside any transaction, a few at a time in threads (httpx, with a timeout).
+   anyway), cancel those that must not be sent (the grant has ended, or the event carries the
+   content of a session deleted since), and lease the rest by pushing `next_attempt_at` past
+   the longest an attempt can take. Commit. Another worker skips them while locked and, once
+   committed, no longer sees them as due.
+2. send, outside any transaction, a few at a time in threads (httpx, with a timeout), each
+   checked again just before (a read): a grant may end, a session may be deleted meanwhile.
 3. record each result in its own transaction, guarded by the attempt count it claimed, so a
    worker whose lease ran out cannot overwrite a newer result.
+
+A cancelled delivery is `failed` with its attempts unchanged. The payload (the body, with the
+session's content) is deleted once a delivery is delivered, failed or cancelled; the row's
+metadata stays for the deliveries log.
 
 A crash between 1 and 3 leaves the row pending with its lease; it is retried when the lease
 expires. Delivery is therefore at least once: receivers deduplicate on `webhook-id`.
@@ -36,7 +42,8 @@ from api.services.webhook_signing import sign
 from api.services.webhook_targets import UnsafeTarget, public_addresses, split_target
 from models.base import utc_now
 from models.coaching import Grant
-from models.webhook import Webhook, WebhookDelivery
+from models.release_session import SESSION_TABLE
+from models.webhook import SESSION_CONTENT_EVENTS, Webhook, WebhookDelivery
 
 logger = logging.getLogger("releaselog.webhooks")
 
@@ -83,8 +90,39 @@ def any_due(engine: Engine, now: datetime) -> bool:
         return connection.execute(_ANY_DUE, {"now": now}).first() is not None
 
 
+def _undeliverable(
+    db: Session, rows: list[WebhookDelivery], hooks: dict[uuid.UUID, Webhook]
+) -> set[uuid.UUID]:
+    """The ids of `rows` that must not be sent: an event is delivered only while the grant is
+    live (also one queued before it ended), and one that carries a session's content only while
+    the session exists (its content never leaves after the deletion)."""
+    pairs = {(hooks[row.webhook_id].user_id, row.client_id) for row in rows}
+    live_grants = select(Grant.coach_id, Grant.client_id).where(
+        tuple_(Grant.coach_id, Grant.client_id).in_(pairs),
+        Grant.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    live = {(coach_id, client_id) for coach_id, client_id in db.execute(live_grants)}
+    content = {row.session_id for row in rows if row.event_type in SESSION_CONTENT_EVENTS}
+    existing: set[uuid.UUID] = set()
+    if content:
+        existing = set(
+            db.execute(
+                select(SESSION_TABLE.c.id).where(
+                    SESSION_TABLE.c.id.in_(content), SESSION_TABLE.c.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
+    return {
+        row.id
+        for row in rows
+        if (hooks[row.webhook_id].user_id, row.client_id) not in live
+        or (row.event_type in SESSION_CONTENT_EVENTS and row.session_id not in existing)
+    }
+
+
 def claim_due(engine: Engine, settings: Settings, now: datetime, limit: int) -> list[Claimed]:
-    """Lease up to `limit` due deliveries; those whose grant has ended are failed instead."""
+    """Lease up to `limit` due deliveries; those that must not be sent are cancelled instead
+    (failed, attempts unchanged, payload deleted)."""
     if not any_due(engine, now):
         return []
     with Session(engine, expire_on_commit=False) as db, write_transaction(db):
@@ -109,19 +147,14 @@ def claim_due(engine: Engine, settings: Settings, now: datetime, limit: int) -> 
                 select(Webhook).where(Webhook.id.in_({row.webhook_id for row in rows}))  # type: ignore[attr-defined]
             ).scalars()
         }
-        pairs = {(hooks[row.webhook_id].user_id, row.client_id) for row in rows}
-        live_grants = select(Grant.coach_id, Grant.client_id).where(
-            tuple_(Grant.coach_id, Grant.client_id).in_(pairs),
-            Grant.revoked_at.is_(None),  # type: ignore[union-attr]
-        )
-        live = {(coach_id, client_id) for coach_id, client_id in db.execute(live_grants)}
+        refused = _undeliverable(db, rows, hooks)
         lease_until = now + timedelta(seconds=lease_seconds(settings))
         claimed: list[Claimed] = []
         for row in rows:
             hook = hooks[row.webhook_id]
-            if (hook.user_id, row.client_id) not in live:
-                # An event is delivered only while the grant is live, also one queued before.
+            if row.id in refused or row.payload is None:
                 row.status = "failed"
+                row.payload = None
                 row.updated_at = now
                 WEBHOOK_DELIVERIES.labels(outcome="cancelled").inc()
             else:
@@ -134,6 +167,42 @@ def claim_due(engine: Engine, settings: Settings, now: datetime, limit: int) -> 
             db.add(row)
         db.commit()
         return claimed
+
+
+def still_deliverable(engine: Engine, claimed: Claimed) -> bool:
+    """Just before sending (a read): is the claimed delivery still pending at the attempt it
+    was claimed for, and may it still be sent? Between the claim and the send, the grant may
+    have ended, the session been deleted (which withdraws its events) or the webhook deleted."""
+    with Session(engine) as db:
+        row = db.execute(
+            select(WebhookDelivery).where(
+                WebhookDelivery.id == claimed.id,  # type: ignore[arg-type]
+                WebhookDelivery.status == "pending",  # type: ignore[arg-type]
+                WebhookDelivery.attempts == claimed.attempts,  # type: ignore[arg-type]
+            )
+        ).scalar_one_or_none()
+        hook = db.get(Webhook, row.webhook_id) if row is not None else None
+        if row is None or hook is None:
+            return False
+        return row.id not in _undeliverable(db, [row], {hook.id: hook})
+
+
+def cancel(engine: Engine, claimed: Claimed, now: datetime) -> None:
+    """Cancel a claimed delivery that must no longer be sent: failed, its attempts unchanged,
+    its payload deleted (guarded like `record`)."""
+    with Session(engine) as db, write_transaction(db):
+        result = db.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == claimed.id,  # type: ignore[arg-type]
+                WebhookDelivery.status == "pending",  # type: ignore[arg-type]
+                WebhookDelivery.attempts == claimed.attempts,  # type: ignore[arg-type]
+            )
+            .values(status="failed", payload=None, updated_at=now)
+        )
+        db.commit()
+    if result.rowcount:  # type: ignore[attr-defined]
+        WEBHOOK_DELIVERIES.labels(outcome="cancelled").inc()
 
 
 def _pinned_request(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -192,14 +261,16 @@ def record(
         "last_status_code": status_code,
         "updated_at": now,
     }
+    # Once delivered or failed, the body (the session's content) is not kept: only the
+    # metadata the deliveries log shows.
     if status_code is not None and 200 <= status_code < 300:
         outcome = "delivered"
-        values["status"] = "delivered"
+        values.update(status="delivered", payload=None)
     else:
         give_up_at = claimed.created_at + timedelta(seconds=settings.webhook_retry_window_seconds)
         if now >= give_up_at:
             outcome = "failed"
-            values["status"] = "failed"
+            values.update(status="failed", payload=None)
         else:
             outcome = "retry"
             delay = retry_delay(settings.webhook_retry_base_seconds, attempts)
@@ -233,8 +304,11 @@ def deliver_due(
         return 0
 
     def attempt(item: Claimed) -> None:
+        # Each step at the wall-clock time, except when a test drives the clock.
+        if not still_deliverable(engine, item):
+            cancel(engine, item, max(now, utc_now()))
+            return
         status_code = send(item, settings)
-        # Record at the wall-clock time of the answer, except when a test drives the clock.
         record(engine, settings, item, status_code, max(now, utc_now()))
 
     with ThreadPoolExecutor(max_workers=min(concurrency, len(claimed))) as pool:

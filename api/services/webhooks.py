@@ -37,8 +37,10 @@ def _webhook_public(row: Webhook) -> WebhookPublic:
 def create_webhook(
     db: Session, owner_id: uuid.UUID, data: WebhookCreate, *, allow_private_targets: bool
 ) -> WebhookCreated:
+    # Resolving the host may take up to the resolver's timeout: done before the write
+    # transaction, so that no other write waits for it (SQLite's write lock is every write's).
+    check_target(data.url, allow_private_targets)
     with write_transaction(db):
-        check_target(data.url, allow_private_targets)
         count = db.execute(
             select(func.count()).select_from(Webhook).where(Webhook.user_id == owner_id)
         ).scalar_one()
