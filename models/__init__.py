@@ -2,6 +2,7 @@
 
 from models.api_key import ApiKey
 from models.coaching import Grant, Invite
+from models.mail import MailOutbox
 from models.release_session import Rating, ReleaseSession
 from models.user import User
 from models.webhook import Webhook, WebhookDelivery
@@ -10,6 +11,7 @@ __all__ = [
     "ApiKey",
     "Grant",
     "Invite",
+    "MailOutbox",
     "Rating",
     "ReleaseSession",
     "User",
