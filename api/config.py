@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     webhook_retry_window_seconds: float = Field(default=86_400.0, gt=0)
     webhook_worker_poll_seconds: float = Field(default=2.0, gt=0)
     webhook_worker_concurrency: int = Field(default=8, ge=1)
+    # Email (api/services/mail_*.py). `smtp://user:password@host:port`, `?starttls=true`, or
+    # `smtps://` for implicit TLS. Empty means "development": every email is written to the
+    # log instead of being sent, and a loud warning is logged at start-up.
+    smtp_url: str = ""
+    # The From header; its address is also the envelope sender.
+    mail_from: str = "releaselog <no-reply@localhost>"
+    # Where links in emails (and report links) point: scheme, host, optional port and path
+    # prefix, without a trailing slash.
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Run the mail worker in this process; every process may (claims never overlap).
+    mail_worker_enabled: bool = True
+    # The first retry's delay; each next one doubles (with jitter), as for webhooks.
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0)
+    # Retries stop (status failed) once an email is this old; the last attempt is at the end.
+    mail_retry_window_seconds: float = Field(default=86_400.0, gt=0)
+    # Timeout of each step of a conversation with the SMTP server (connect, each command).
+    mail_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often an idle mail worker looks for due emails; how many it sends at once (one
+    # SMTP connection each).
+    mail_worker_poll_seconds: float = Field(default=2.0, gt=0)
+    mail_worker_concurrency: int = Field(default=4, ge=1)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")
@@ -62,6 +83,15 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_base_url(cls, value: str) -> str:
+        # Links are built as f"{public_base_url}/path": one slash, whatever was configured.
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_BASE_URL must start with http:// or https://")
         return value
 
     @property

@@ -34,6 +34,8 @@ from api.routes import (
     summaries,
     webhooks,
 )
+from api.services.mail_transport import check_mail_settings
+from api.services.mail_worker import MailWorker
 from api.services.ratelimit import LoginLimiter
 from api.services.sessions import create_sessions
 from api.services.webhook_worker import WebhookWorker
@@ -51,21 +53,24 @@ Errors are RFC 9457 problem details (`application/problem+json`). Authenticate w
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app_state(app)
-    worker = None
+    workers: list[WebhookWorker | MailWorker] = []
     if state.settings.webhook_worker_enabled:
-        worker = WebhookWorker(state.engine, state.settings)
+        workers.append(WebhookWorker(state.engine, state.settings))
+    if state.settings.mail_worker_enabled:
+        workers.append(MailWorker(state.engine, state.settings))
+    for worker in workers:
         worker.start()
     try:
         yield
     finally:
-        if worker is not None:
-            await asyncio.to_thread(worker.stop)
+        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     warn_if_insecure(settings)
+    check_mail_settings(settings)
 
     app = FastAPI(
         title="releaselog",

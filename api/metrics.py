@@ -47,6 +47,15 @@ WEBHOOK_DELIVERIES = Counter(
 )
 for _outcome in ("delivered", "retry", "failed", "cancelled"):
     WEBHOOK_DELIVERIES.labels(outcome=_outcome)
+EMAIL_SEND_ATTEMPTS = Counter(
+    "releaselog_email_send_attempts_total",
+    "Email send attempts by outcome: sent (accepted by the SMTP server), retry (will be "
+    "retried), failed (refused for good, or gave up after the retry window), logged (SMTP_URL "
+    "unset: written to the log, not sent).",
+    ["outcome"],
+)
+for _outcome in ("sent", "retry", "failed", "logged"):
+    EMAIL_SEND_ATTEMPTS.labels(outcome=_outcome)
 
 # The database gate (api/gate.py). With several processes, the gauges add up across them.
 DB_TURNS = Gauge(

@@ -54,6 +54,7 @@ async def _run(database_url: str, creates: int, concurrency: int) -> None:
         database_url=database_url,
         secret_key="bench-secret-key-that-is-long-enough-for-hs256",
         webhook_worker_enabled=False,
+        mail_worker_enabled=False,
         login_limit_per_address="100000/minute",
         register_limit_per_address="100000/minute",
     )

@@ -2,6 +2,7 @@
 
 from models.api_key import ApiKey
 from models.coaching import Grant, Invite
+from models.mail import MailOutbox
 from models.password_reset import PasswordResetToken
 from models.release_session import Rating, ReleaseSession
 from models.user import User
@@ -11,6 +12,7 @@ __all__ = [
     "ApiKey",
     "Grant",
     "Invite",
+    "MailOutbox",
     "PasswordResetToken",
     "Rating",
     "ReleaseSession",

@@ -90,6 +90,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "register_limit_per_address": "1000/minute",
         "webhook_allow_private_targets": True,
         "webhook_worker_enabled": False,
+        "mail_worker_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ class ServerProcess:
             "REGISTER_LIMIT_PER_ADDRESS": "100000/minute",
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "WEBHOOK_WORKER_ENABLED": "false",
+            "MAIL_WORKER_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
             **env,
         }

@@ -155,6 +155,7 @@ def test_the_image_start_command_migrates_serves_and_passes_its_healthcheck(
         "PORT": str(port),
         "WORKERS": "1",
         "WEBHOOK_WORKER_ENABLED": "false",
+        "MAIL_WORKER_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
     }
     log_path = tmp_path / "serve.log"

@@ -106,6 +106,7 @@ def two_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             "DB_POOL_SIZE": "2",
             "DB_MAX_OVERFLOW": "2",
             "WEBHOOK_WORKER_ENABLED": "false",
+            "MAIL_WORKER_ENABLED": "false",
             "LOG_LEVEL": "WARNING",
         }
         for n in (1, 2):

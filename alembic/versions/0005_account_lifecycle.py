@@ -1,7 +1,7 @@
 """account lifecycle: credential version on accounts, password reset tokens
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-07 15:40:00
 """
 
@@ -14,7 +14,7 @@ import models.base
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
