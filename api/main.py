@@ -30,6 +30,7 @@ from api.routes import (
     exports,
     health,
     metrics,
+    pages,
     sessions,
     summaries,
     webhooks,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks,
         exports,
         metrics,
+        pages,
     )
     for module in routers:
         app.include_router(module.router)

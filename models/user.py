@@ -95,6 +95,31 @@ class PasswordChange(BaseModel):
     new_password: Password
 
 
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    new_password: Password
+
+
+class ResetRequested(ResponseModel):
+    """The one answer to a reset request, whether or not the account exists."""
+
+    detail: str
+
+
+class AccountErasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
 class UserPublic(ResponseModel):
     id: uuid.UUID
     email: str

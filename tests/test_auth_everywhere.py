@@ -21,6 +21,10 @@ from tests.factories import api_key, session_body
 PUBLIC = {
     ("POST", "/v1/auth/register"),
     ("POST", "/v1/auth/token"),
+    ("POST", "/v1/auth/password-reset"),
+    ("POST", "/v1/auth/password-reset/confirm"),
+    ("GET", "/reset-password"),
+    ("POST", "/reset-password"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/v1/catalog"),

@@ -8,12 +8,16 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import AccountOwner, CallerDep, Cursor, Limit, SessionDep, SettingsDep
 from api.openapi import problem_responses
-from api.services import accounts, passwords
+from api.services import accounts, erasure, passwords
 from api.state import app_state
 from models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList
 from models.user import (
     EMAIL_MAX_LENGTH,
+    AccountErasure,
     PasswordChange,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    ResetRequested,
     Token,
     UserCreate,
     UserPublic,
@@ -121,9 +125,79 @@ def update_me(data: UserUpdate, caller: AccountOwner, db: SessionDep) -> UserPub
 def change_password(
     data: PasswordChange, caller: AccountOwner, request: Request, db: SessionDep
 ) -> Response:
+    state = app_state(request.app)
+    email = accounts.read_me(db, caller.user_id).email
+    state.login_limiter.hit(email, _client_address(request))
+    passwords.change_password(
+        db,
+        caller.user_id,
+        data.current_password,
+        data.new_password,
+        state.settings.public_base_url,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+RESET_REQUESTED = ResetRequested(
+    detail="If an account exists for this email, a reset link is on its way to it. "
+    "The link works once, for 30 minutes."
+)
+
+
+@router.post(
+    "/auth/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ResetRequested,
+    responses=problem_responses(400, 413, 422, 429, 503),
+    summary="Ask for a password reset email (no credential)",
+    description="Always 202 with the same body, whether or not an account has this email "
+    "(no enumeration). When one has, an email goes to it with a single-use link "
+    "`{PUBLIC_BASE_URL}/reset-password?token=...` and the token itself, valid 30 minutes; a "
+    "newer request voids older tokens. Limited like login, per account and per address "
+    "(429 with `Retry-After`).",
+)
+def request_password_reset(
+    data: PasswordResetRequest, request: Request, db: SessionDep
+) -> ResetRequested:
+    state = app_state(request.app)
+    state.login_limiter.hit_reset(data.email, _client_address(request))
+    passwords.request_reset(db, data.email, state.settings.public_base_url)
+    return RESET_REQUESTED
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 413, 422, 503),
+    summary="Set a new password with a reset token (no credential)",
+    description="An unknown, used or expired token: 400. Like a password change, every "
+    "access token issued before is refused from then on, and the account gets a notice.",
+)
+def confirm_password_reset(
+    data: PasswordResetConfirm, request: Request, db: SessionDep
+) -> Response:
+    base_url = app_state(request.app).settings.public_base_url
+    passwords.confirm_reset(db, data.token, data.new_password, base_url)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **problem_responses(400, 413, 422, 429, 503)},
+    summary="Erase the account and everything of it (access token only)",
+    description="With the account's `password` (403 otherwise; the attempt counts toward the "
+    "login limits). Erases the account, every session (tombstones too), rating, invite, "
+    "grant on either side, API key, webhook and delivery, reset token and email of the "
+    "person. Afterwards their tokens and keys answer 401 and the email can register again. "
+    "Each coach they had granted gets `grant.ended` with `reason: account_deleted`.",
+)
+def erase_me(
+    data: AccountErasure, caller: AccountOwner, request: Request, db: SessionDep
+) -> Response:
     email = accounts.read_me(db, caller.user_id).email
     app_state(request.app).login_limiter.hit(email, _client_address(request))
-    passwords.change_password(db, caller.user_id, data.current_password, data.new_password)
+    erasure.erase_account(db, caller.user_id, data.password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

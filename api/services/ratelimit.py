@@ -48,6 +48,15 @@ class LoginLimiter:
         )
         self._hit(checks, "login", "Too many login attempts. Try again later.")
 
+    def hit_reset(self, email: str, address: str) -> None:
+        """Record one password-reset request: limited like login (per account, per address),
+        counted apart from it."""
+        checks = (
+            (self._per_account, ("reset-account", account_key(email))),
+            (self._per_address, ("reset-address", address)),
+        )
+        self._hit(checks, "password reset", "Too many reset requests. Try again later.")
+
     def hit_registration(self, address: str) -> None:
         """Record one registration; raise 429 with Retry-After once the limit is exceeded."""
         checks = ((self._registrations_per_address, ("register-address", address)),)
