@@ -28,6 +28,7 @@ from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
 from api.state import AppState, app_state
+from models.timestamps import Timestamp
 
 # Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
 # credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
@@ -149,6 +150,15 @@ SessionsWriter = Annotated[Caller, Depends(writer_with("sessions:write"))]
 SummariesReader = Annotated[Caller, Depends(reader_with("summaries:read"))]
 ClientsReader = Annotated[Caller, Depends(reader_with("clients:read"))]
 
+# Every selection of sessions by when they started (lists, exports): `?from=` and `?to=`.
+StartedFrom = Annotated[
+    Timestamp | None,
+    Query(alias="from", description="Sessions with `started_at` at or after this instant."),
+]
+StartedTo = Annotated[
+    Timestamp | None,
+    Query(alias="to", description="Sessions with `started_at` at or before this instant."),
+]
 # Every list: `?limit=` 1..200 (default 50) and the opaque `?cursor=` of the previous page.
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
 Cursor = Annotated[

@@ -6,18 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session
 
-from api.deps import BriefSessionDep, reader_with
+from api.deps import BriefSessionDep, StartedFrom, StartedTo, reader_with
 from api.openapi import problem_responses
 from api.responses import DownloadResponse
 from api.services import csv_export, downloads, fhir
 from api.services.access import Caller
 from api.state import app_state
 from models.fhir import FhirBundle
-from models.timestamps import Timestamp
 
 # No router-wide tag: the schema has always listed the CSV exports with the summaries.
 router = APIRouter()
@@ -39,16 +38,7 @@ class ExportRange:
     started_to: datetime | None
 
 
-def _export_range(
-    started_from: Annotated[
-        Timestamp | None,
-        Query(alias="from", description="Sessions with `started_at` at or after this instant."),
-    ] = None,
-    started_to: Annotated[
-        Timestamp | None,
-        Query(alias="to", description="Sessions with `started_at` at or before this instant."),
-    ] = None,
-) -> ExportRange:
+def _export_range(started_from: StartedFrom = None, started_to: StartedTo = None) -> ExportRange:
     return ExportRange(started_from, started_to)
 
 

@@ -6,7 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from api.deps import Cursor, Limit, SessionDep, SessionsReader, SessionsWriter
+from api.deps import (
+    Cursor,
+    Limit,
+    SessionDep,
+    SessionsReader,
+    SessionsWriter,
+    StartedFrom,
+    StartedTo,
+)
 from api.openapi import problem_responses
 from api.responses import model_json
 from api.services import sessions as service
@@ -22,7 +30,6 @@ from models.release_session import (
     SessionPublic,
     SessionUpdate,
 )
-from models.timestamps import Timestamp
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -44,14 +51,8 @@ class SessionListParams:
 
 
 def _session_list_params(
-    started_from: Annotated[
-        Timestamp | None,
-        Query(alias="from", description="Sessions with `started_at` at or after this instant."),
-    ] = None,
-    started_to: Annotated[
-        Timestamp | None,
-        Query(alias="to", description="Sessions with `started_at` at or before this instant."),
-    ] = None,
+    started_from: StartedFrom = None,
+    started_to: StartedTo = None,
     region: Annotated[
         RegionSlug | None, Query(description="Sessions that rated this region.")
     ] = None,

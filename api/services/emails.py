@@ -2,7 +2,6 @@
 and an HTML body each, queued through api/services/mail_outbox.py in the transaction of the
 change they tell about."""
 
-
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -54,6 +53,3 @@ def queue_password_changed(db: Session, user: User, changed_at: datetime, base_u
         changed_at=when,
         reset_link=link,
     )
-
-
-

@@ -43,7 +43,7 @@ def erase_account(db: Session, user_id: uuid.UUID, password: str) -> None:
     with write_transaction(db) as connection:
         _lock_account(connection, user_id)
         _tell_coaches(connection, user_id)
-        _delete_everything_of(connection, user_id)
+        _delete_everything_of(db, connection, user_id)
         db.commit()
 
 
@@ -80,7 +80,7 @@ def _tell_coaches(connection: Connection, user_id: uuid.UUID) -> None:
         )
 
 
-def _delete_everything_of(connection: Connection, user_id: uuid.UUID) -> None:
+def _delete_everything_of(db: Session, connection: Connection, user_id: uuid.UUID) -> None:
     own_webhooks = select(Webhook.id).where(Webhook.user_id == user_id)  # type: ignore[arg-type]
     statements = [
         delete(Rating).where(Rating.user_id == user_id),  # type: ignore[arg-type]
@@ -107,5 +107,5 @@ def _delete_everything_of(connection: Connection, user_id: uuid.UUID) -> None:
     ]
     for statement in statements:
         connection.execute(statement)
-    mail_outbox.delete_emails_of(connection, user_id)
+    mail_outbox.delete_emails_of(db, user_id)
     connection.execute(delete(User).where(User.id == user_id))  # type: ignore[arg-type]

@@ -22,7 +22,6 @@ stalls past its lease) between the server accepting it and step 3.
 
 import logging
 import random
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from api.services.mail_transport import (
     parse_smtp_url,
     send,
 )
+from api.services.polling import PollingWorker
 from models.base import utc_now
 from models.mail import MailOutbox
 
@@ -228,37 +228,13 @@ def deliver_due(
     return len(claimed)
 
 
-class MailWorker:
+class MailWorker(PollingWorker):
     """A background thread running `deliver_due` until stopped."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mail-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current round. An attempt still in flight keeps its lease and is
-        retried when it expires, by this process after a restart or by another one."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=lease_seconds(self.settings))
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = deliver_due(self.engine, self.settings) > 0
-            except Exception as error:
-                # Type only: an exception's message may quote an address.
-                logger.error("mail worker round failed (%s); retrying", type(error).__name__)
-                busy = False
-            if not busy:
-                self._stop.wait(self.settings.mail_worker_poll_seconds)
+        super().__init__(
+            "mail-worker",
+            lambda: deliver_due(engine, settings),
+            settings.mail_worker_poll_seconds,
+            lease_seconds(settings),
+        )

@@ -35,9 +35,7 @@ _USER_TABLE = User.__table__  # type: ignore[attr-defined]
 _RESET_TABLE = PasswordResetToken.__table__  # type: ignore[attr-defined]
 
 
-def change_password(
-    db: Session, user_id: uuid.UUID, current: str, new: str, base_url: str
-) -> None:
+def change_password(db: Session, user_id: uuid.UUID, current: str, new: str, base_url: str) -> None:
     """Set `new` once `current` is verified (403 otherwise)."""
     user = db.get(User, user_id)
     if user is None:  # erased since the token was checked

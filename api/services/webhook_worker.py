@@ -24,7 +24,6 @@ expires. Delivery is therefore at least once: receivers deduplicate on `webhook-
 
 import logging
 import random
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from sqlmodel import Session
 from api.config import Settings
 from api.db import write_transaction
 from api.metrics import WEBHOOK_DELIVERIES
+from api.services.polling import PollingWorker
 from api.services.webhook_signing import sign
 from api.services.webhook_targets import UnsafeTarget, public_addresses, split_target
 from models.base import utc_now
@@ -244,8 +244,9 @@ def send(claimed: Claimed, settings: Settings) -> int | None:
             ) as response,
         ):
             return response.status_code  # the body is never read
-    except UnsafeTarget as error:
-        logger.warning("webhook delivery %s refused: the URL %s", claimed.id, error)
+    except UnsafeTarget:
+        # Not the reason itself: it names the URL's host and addresses.
+        logger.warning("webhook delivery %s refused: its URL is not allowed", claimed.id)
     except httpx.HTTPError as error:
         logger.info("webhook delivery %s failed: %s", claimed.id, type(error).__name__)
     return None
@@ -316,36 +317,13 @@ def deliver_due(
     return len(claimed)
 
 
-class WebhookWorker:
+class WebhookWorker(PollingWorker):
     """A background thread running `deliver_due` until stopped."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="webhook-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current round. An attempt still in flight keeps its lease and is
-        retried when it expires, by this process after a restart or by another one."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=lease_seconds(self.settings))
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = deliver_due(self.engine, self.settings) > 0
-            except Exception:
-                logger.exception("webhook worker round failed; retrying")
-                busy = False
-            if not busy:
-                self._stop.wait(self.settings.webhook_worker_poll_seconds)
+        super().__init__(
+            "webhook-worker",
+            lambda: deliver_due(engine, settings),
+            settings.webhook_worker_poll_seconds,
+            lease_seconds(settings),
+        )
