@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Column, Index, Integer, String, Text
@@ -11,22 +11,28 @@ from sqlmodel import SQLModel
 
 from models.base import ResponseModel, UTCDateTime, new_id, utc_now
 
-EventType = Literal["session.created", "session.updated", "session.deleted"]
-EVENT_TYPES: tuple[str, ...] = ("session.created", "session.updated", "session.deleted")
+EventType = Literal[
+    "session.created", "session.updated", "session.deleted", "session.flagged", "grant.ended"
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+GRANT_ENDED = "grant.ended"
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 # The events whose body carries the session's content (every session event but its deletion):
 # one of a session deleted since is never sent.
 SESSION_CONTENT_EVENTS: tuple[str, ...] = tuple(
     event for event in EVENT_TYPES if event.startswith("session.") and event != "session.deleted"
 )
+# Why a link ended, in `grant.ended`.
+GrantEndReason = Literal["revoked_by_client", "ended_by_coach", "account_deleted"]
 
 
 def _all_events() -> list[EventType]:
-    return ["session.created", "session.updated", "session.deleted"]
+    return list(get_args(EventType))
 
 
 class Webhook(SQLModel, table=True):
-    """A coach's subscription: events about their clients' sessions are POSTed to `url`."""
+    """A coach's subscription: events about their clients (sessions, ended links) are POSTed to
+    `url`."""
 
     __tablename__ = "webhook"
     __table_args__ = (Index("ix_webhook_user_created", "user_id", "created_at", "id"),)
@@ -46,7 +52,13 @@ class Webhook(SQLModel, table=True):
 
 
 class WebhookDelivery(SQLModel, table=True):
-    """The outbox: one event for one webhook, written in the transaction of the change."""
+    """The outbox: one event for one webhook, written in the transaction of the change.
+
+    A delivery belongs to its webhook (deleted with it). `client_id` is a bare id, not a
+    foreign key: `grant.ended` must reach the coach after the grant and, on erasure, the
+    client's account are gone, so the client's other deliveries are deleted explicitly
+    (webhook_outbox.delete_client_deliveries).
+    """
 
     __tablename__ = "webhook_delivery"
     __table_args__ = (
@@ -55,13 +67,16 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_delivery_webhook_created", "webhook_id", "created_at", "id"),
         # A session's deletion withdraws its queued events (webhook_outbox.withdraw_...).
         Index("ix_webhook_delivery_session", "session_id"),
+        # An erasure deletes the client's deliveries (webhook_outbox.delete_client_deliveries).
+        Index("ix_webhook_delivery_client", "client_id"),
     )
 
     id: uuid.UUID = SQLField(default_factory=new_id, primary_key=True)
     webhook_id: uuid.UUID = SQLField(foreign_key="webhook.id", ondelete="CASCADE")
     event_type: str = SQLField(sa_column=Column(String(32), nullable=False))
-    client_id: uuid.UUID = SQLField(foreign_key="user_account.id", ondelete="CASCADE")
-    session_id: uuid.UUID
+    client_id: uuid.UUID
+    # The session a session event is about; NULL for `grant.ended`.
+    session_id: uuid.UUID | None = None
     # The body to send; NULL once the delivery is delivered, failed or withdrawn: the session's
     # content is kept only while it may still be sent (the metadata stays for the log).
     payload: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
@@ -92,7 +107,7 @@ class WebhookCreate(BaseModel):
         default_factory=_all_events,
         min_length=1,
         max_length=len(EVENT_TYPES),
-        description="Event types to receive; default all three.",
+        description="Event types to receive; default all of them.",
     )
 
     @field_validator("events")
@@ -130,8 +145,13 @@ class DeliveryPublic(ResponseModel):
         description="HTTP status of the last attempt; null before the first answer or on a "
         "timeout / connection error."
     )
-    client_id: uuid.UUID
-    session_id: uuid.UUID
+    client_id: uuid.UUID = Field(
+        description="The client the event is about (for `grant.ended`, possibly of an account "
+        "erased since: only this bare id remains)."
+    )
+    session_id: uuid.UUID | None = Field(
+        description="The session a `session.*` event is about; null for `grant.ended`."
+    )
     created_at: datetime
     next_attempt_at: datetime | None = Field(
         description="When the next attempt is due while pending; null otherwise."

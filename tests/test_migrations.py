@@ -271,3 +271,108 @@ def test_0003_keeps_a_payload_only_while_it_may_be_sent(
         assert _differences(url) == []
     finally:
         engine.dispose()
+
+
+def test_0006_grant_ended_deliveries_outlive_the_client(
+    fresh_database_url: Callable[[], str],
+) -> None:
+    """At 0006 a delivery needs no session and survives its client's account (grant.ended
+    keeps the bare id); a downgrade removes what the older schema cannot hold: grant.ended
+    deliveries, those of accounts gone, and the new event types in subscriptions."""
+    url = fresh_database_url()
+    config = _config(url)
+    command.upgrade(config, "0005")
+    now = datetime.now(UTC)
+    coach, kept_client, erased_client, hook = (uuid.uuid4() for _ in range(4))
+    engine = create_engine(url, poolclass=pool.NullPool)
+
+    def delivery(client_id: uuid.UUID, event_type: str, session_id: uuid.UUID | None) -> dict:
+        return {
+            "id": uuid.uuid4(),
+            "webhook_id": hook,
+            "client_id": client_id,
+            "session_id": session_id,
+            "event_type": event_type,
+            "payload": "{}",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def delivered() -> set[tuple[uuid.UUID, str]]:
+        with engine.connect() as connection:
+            return {
+                (client_id, event_type)
+                for client_id, event_type in connection.execute(
+                    sa.select(_DELIVERY.c.client_id, _DELIVERY.c.event_type)
+                )
+            }
+
+    try:
+        with engine.begin() as connection:
+            for user_id in (coach, kept_client, erased_client):
+                connection.execute(
+                    sa.insert(_USER).values(
+                        id=user_id,
+                        email=f"{user_id}@example.com",
+                        password_hash="x",
+                        display_name="x",
+                        timezone="UTC",
+                        created_at=now,
+                        feed_seq=0,
+                        feed_purged_seq=0,
+                    )
+                )
+            connection.execute(
+                sa.insert(_WEBHOOK).values(
+                    id=hook,
+                    user_id=coach,
+                    url="https://d.example/h",
+                    events="session.deleted",
+                    secret="x",
+                    created_at=now,
+                )
+            )
+            connection.execute(
+                sa.insert(_DELIVERY).values(delivery(kept_client, "session.deleted", uuid.uuid4()))
+            )
+
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(_WEBHOOK).values(events="session.deleted session.flagged grant.ended")
+            )
+            for client_id in (kept_client, erased_client):
+                ended = delivery(client_id, "grant.ended", None)
+                connection.execute(sa.insert(_DELIVERY).values(ended))
+            connection.execute(
+                sa.insert(_DELIVERY).values(
+                    delivery(erased_client, "session.deleted", uuid.uuid4())
+                )
+            )
+            # No foreign key from the delivery to the client: their account may go.
+            connection.execute(sa.delete(_USER).where(_USER.c.id == erased_client))
+        assert delivered() == {
+            (kept_client, "session.deleted"),
+            (kept_client, "grant.ended"),
+            (erased_client, "grant.ended"),
+            (erased_client, "session.deleted"),
+        }
+
+        command.downgrade(config, "0005")
+        assert delivered() == {(kept_client, "session.deleted")}
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(_WEBHOOK.c.events)).scalar_one() == (
+                "session.deleted"
+            )
+        columns = inspect(engine).get_columns("webhook_delivery")
+        assert {c["name"]: c["nullable"] for c in columns}["session_id"] is False
+        foreign_keys = inspect(engine).get_foreign_keys("webhook_delivery")
+        assert {fk["referred_table"] for fk in foreign_keys} == {"webhook", "user_account"}
+
+        command.upgrade(config, "head")
+        assert _differences(url) == []
+    finally:
+        engine.dispose()

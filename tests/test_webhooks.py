@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from api.config import Settings
@@ -22,13 +22,16 @@ from api.errors import Unprocessable
 from api.main import create_app
 from api.services import webhook_worker
 from api.services import webhooks as webhooks_service
+from api.services.webhook_outbox import delete_client_deliveries, enqueue_grant_ended
 from api.services.webhook_targets import UnsafeTarget, check_target, public_addresses
 from api.services.webhook_worker import claim_due, deliver_due, retry_delay
 from api.state import app_state
+from models.coaching import Grant
 from models.release_session import ReleaseSession
+from models.user import User
 from models.webhook import WebhookDelivery
 from tests.conftest import Person, make_settings
-from tests.factories import session_body
+from tests.factories import link, session_body
 from tests.webhook_support import Receiver, grant, revoke, verify_signature
 
 
@@ -84,7 +87,13 @@ def test_create_shows_the_secret_once_and_lists_without_it(
 ) -> None:
     created = create_webhook(client, coach, "https://dashboard.example/hooks")
     assert created["url"] == "https://dashboard.example/hooks"
-    assert created["events"] == ["session.created", "session.updated", "session.deleted"]
+    assert created["events"] == [
+        "session.created",
+        "session.updated",
+        "session.deleted",
+        "session.flagged",
+        "grant.ended",
+    ]
     assert created["secret"].startswith("whsec_")
     assert len(base64.b64decode(created["secret"].removeprefix("whsec_"))) >= 24
     assert created["created_at"].endswith("Z")
@@ -848,3 +857,246 @@ def test_an_idle_round_does_not_wait_for_the_writers(app: FastAPI) -> None:
         poller.join(timeout=5)
         assert not poller.is_alive()
     assert rounds == [0]
+
+
+# --- grant.ended ---------------------------------------------------------------------------
+
+
+def grant_ended_events(receiver: Receiver) -> list[dict]:
+    return [r.json for r in receiver.received if r.json["type"] == "grant.ended"]
+
+
+def test_a_client_revoking_sends_one_signed_grant_ended(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)  # the default: every event
+    assert "grant.ended" in hook["events"]
+    linked = link(client, coach, alice)
+    path = f"/v1/grants/{linked['id']}"
+    before = datetime.now(UTC)
+    assert client.delete(path, headers=alice.headers).status_code == 204
+    assert client.delete(path, headers=alice.headers).status_code == 404  # ended already
+
+    [queued] = deliveries(client, coach, hook["id"])
+    assert (queued["event_type"], queued["status"]) == ("grant.ended", "pending")
+    assert (queued["client_id"], queued["session_id"]) == (alice.id, None)
+    run_worker_until_idle(app)
+
+    [got] = receiver.received
+    assert got.headers["webhook-id"] == queued["id"]
+    assert verify_signature(hook["secret"], got)
+    assert not verify_signature("whsec_" + "A" * 44, got)
+    event = got.json
+    assert event == {
+        "type": "grant.ended",
+        "timestamp": event["timestamp"],
+        "data": {"client_id": alice.id, "grant_id": linked["id"], "reason": "revoked_by_client"},
+    }
+    assert before <= datetime.fromisoformat(event["timestamp"]) <= datetime.now(UTC)
+    assert event["timestamp"].endswith("Z")
+    [done] = deliveries(client, coach, hook["id"])
+    assert (done["status"], done["attempts"], done["last_status_code"]) == ("delivered", 1, 200)
+    assert stored_payloads(app) == {done["id"]: None}
+
+
+def test_a_coach_ending_the_link_sends_one_grant_ended(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)
+    linked = link(client, coach, alice)
+    path = f"/v1/clients/{alice.id}"
+    assert client.delete(path, headers=coach.headers).status_code == 204
+    assert client.delete(path, headers=coach.headers).status_code == 404
+    # The client's revoke of the grant the coach already ended is no second end either.
+    assert client.delete(f"/v1/grants/{linked['id']}", headers=alice.headers).status_code == 404
+    run_worker_until_idle(app)
+
+    [got] = receiver.received
+    assert verify_signature(hook["secret"], got)
+    assert got.json["data"] == {
+        "client_id": alice.id,
+        "grant_id": linked["id"],
+        "reason": "ended_by_coach",
+    }
+    assert len(deliveries(client, coach, hook["id"])) == 1
+
+
+def test_each_ended_link_is_announced_once(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    """A link, ended, made again and ended again, is two links: two events, one per grant."""
+    create_webhook(client, coach, receiver.url)
+    first = link(client, coach, alice)
+    assert client.delete(f"/v1/grants/{first['id']}", headers=alice.headers).status_code == 204
+    second = link(client, coach, alice)
+    assert client.delete(f"/v1/clients/{alice.id}", headers=coach.headers).status_code == 204
+    run_worker_until_idle(app)
+    assert sorted(
+        (e["data"]["grant_id"], e["data"]["reason"]) for e in grant_ended_events(receiver)
+    ) == sorted([(first["id"], "revoked_by_client"), (second["id"], "ended_by_coach")])
+
+
+def test_concurrent_ends_of_one_link_announce_it_once(
+    client: TestClient, coach: Person, alice: Person
+) -> None:
+    hook = create_webhook(client, coach, "https://d.example/h")
+    linked = link(client, coach, alice)
+    ends = [(f"/v1/grants/{linked['id']}", alice)] * 3 + [(f"/v1/clients/{alice.id}", coach)] * 3
+    start = threading.Barrier(len(ends))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def end(path: str, person: Person) -> None:
+        start.wait()
+        status = client.delete(path, headers=person.headers).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=end, args=ending) for ending in ends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [204, 404, 404, 404, 404, 404]
+    [announced] = deliveries(client, coach, hook["id"])
+    assert announced["event_type"] == "grant.ended"
+
+
+def test_only_the_coachs_webhooks_subscribed_to_grant_ended_get_it(
+    client: TestClient,
+    app: FastAPI,
+    coach: Person,
+    alice: Person,
+    bob: Person,
+    receiver: Receiver,
+) -> None:
+    sessions_only = create_webhook(
+        client, coach, receiver.url, events=["session.created", "session.deleted"]
+    )
+    ended_only = create_webhook(client, coach, receiver.url, events=["grant.ended"])
+    alices_own = create_webhook(client, alice, receiver.url)  # the client's: not told
+    bobs = create_webhook(client, bob, receiver.url)  # another coach of alice's
+    link(client, coach, alice)
+    link(client, bob, alice)
+    assert client.delete(f"/v1/clients/{alice.id}", headers=coach.headers).status_code == 204
+
+    assert deliveries(client, coach, sessions_only["id"]) == []
+    assert deliveries(client, alice, alices_own["id"]) == []
+    assert deliveries(client, bob, bobs["id"]) == []  # bob's link with alice goes on
+    [announced] = deliveries(client, coach, ended_only["id"])
+    assert announced["event_type"] == "grant.ended"
+    run_worker_until_idle(app)
+    assert [r.headers["webhook-id"] for r in receiver.received] == [announced["id"]]
+    assert verify_signature(ended_only["secret"], receiver.received[0])
+
+
+def test_grant_ended_is_retried_until_the_receiver_is_back(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person
+) -> None:
+    """Queued while the receiver is down: retried with backoff and delivered later, though the
+    grant has ended; the session event queued before the end is dropped instead."""
+    down = Receiver()
+    port = down.server.server_address[1]
+    url = down.url
+    down.close()  # connections to it are refused from now on
+    hook = create_webhook(client, coach, url)
+    linked = link(client, coach, alice)
+    client.post("/v1/sessions", json=session_body(), headers=alice.headers)  # queued
+    assert client.delete(f"/v1/grants/{linked['id']}", headers=alice.headers).status_code == 204
+
+    start = datetime.now(UTC)
+    assert run_worker(app, start) == 1  # the session event is cancelled, grant.ended tried
+    log = {item["event_type"]: item for item in deliveries(client, coach, hook["id"])}
+    assert (log["session.created"]["status"], log["session.created"]["attempts"]) == ("failed", 0)
+    ended = log["grant.ended"]
+    assert (ended["status"], ended["attempts"], ended["last_status_code"]) == ("pending", 1, None)
+    assert datetime.fromisoformat(ended["next_attempt_at"]) > start
+
+    back = Receiver(port=port)
+    try:
+        run_worker_until_idle(app, start + timedelta(hours=1))
+        [got] = back.received
+        assert got.headers["webhook-id"] == ended["id"]
+        assert verify_signature(hook["secret"], got)
+        assert got.json["data"]["reason"] == "revoked_by_client"
+    finally:
+        back.close()
+    log = {item["event_type"]: item for item in deliveries(client, coach, hook["id"])}
+    assert (log["grant.ended"]["status"], log["grant.ended"]["attempts"]) == ("delivered", 2)
+
+
+def test_grant_ended_outlives_the_grant_and_the_client_account(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    """Erasure, simulated: in one transaction, `grant.ended` (account_deleted) is queued, then
+    the client's deliveries, grants and account are deleted. The event is still delivered,
+    and of the client only their bare id remains, in that delivery."""
+    hook = create_webhook(client, coach, receiver.url)
+    linked = link(client, coach, alice)
+    sent, queued = session_body(notes=CANARY), session_body(notes=CANARY)
+    client.post("/v1/sessions", json=sent, headers=alice.headers)
+    run_worker_until_idle(app)  # delivered: its log entry still names the session
+    client.post("/v1/sessions", json=queued, headers=alice.headers)  # pending
+
+    alice_id, grant_id = uuid.UUID(alice.id), uuid.UUID(linked["id"])
+    with Session(app_state(app).engine) as db, write_transaction(db):
+        enqueue_grant_ended(
+            db,
+            coach_id=uuid.UUID(coach.id),
+            client_id=alice_id,
+            grant_id=grant_id,
+            reason="account_deleted",
+        )
+        delete_client_deliveries(db, alice_id)
+        db.execute(delete(Grant).where(Grant.client_id == alice_id))  # type: ignore[arg-type]
+        db.execute(delete(User).where(User.id == alice_id))  # type: ignore[arg-type]
+        db.commit()
+
+    with Session(app_state(app).engine) as db:
+        assert db.get(User, alice_id) is None
+        assert db.exec(select(Grant)).all() == []
+        [left] = db.exec(select(WebhookDelivery)).all()
+    assert (left.event_type, left.client_id, left.session_id) == ("grant.ended", alice_id, None)
+    assert CANARY not in (left.payload or "")
+
+    run_worker_until_idle(app)
+    ended = grant_ended_events(receiver)
+    assert ended == [
+        {
+            "type": "grant.ended",
+            "timestamp": ended[0]["timestamp"],
+            "data": {"client_id": alice.id, "grant_id": linked["id"], "reason": "account_deleted"},
+        }
+    ]
+    assert verify_signature(hook["secret"], receiver.received[-1])
+    [done] = deliveries(client, coach, hook["id"])
+    assert (done["event_type"], done["status"], done["client_id"]) == (
+        "grant.ended",
+        "delivered",
+        alice.id,
+    )
+    assert stored_payloads(app) == {done["id"]: None}
+
+
+def test_grant_ended_survives_a_restart(
+    client: TestClient, app: FastAPI, coach: Person, alice: Person, receiver: Receiver
+) -> None:
+    hook = create_webhook(client, coach, receiver.url)
+    linked = link(client, coach, alice)
+    client.delete(f"/v1/grants/{linked['id']}", headers=alice.headers)  # queued; no worker runs
+    restarted = create_app(
+        make_settings(
+            app_state(app).settings.database_url,
+            webhook_worker_enabled=True,
+            webhook_worker_poll_seconds=0.05,
+        )
+    )
+    try:
+        with TestClient(restarted):
+            assert receiver.got_request.wait(20), "the restarted worker delivered nothing"
+    finally:
+        app_state(restarted).engine.dispose()
+    [got] = receiver.received
+    assert got.json["type"] == "grant.ended"
+    [done] = deliveries(client, coach, hook["id"])
+    assert (done["status"], done["attempts"]) == ("delivered", 1)

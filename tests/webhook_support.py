@@ -35,6 +35,7 @@ class Receiver:
 
     statuses: list[int] = field(default_factory=lambda: [200])
     hold: threading.Event | None = None  # when set, each request waits for it (a slow receiver)
+    port: int = 0  # 0: any free port; a given one brings a receiver back where it was
     received: list[Received] = field(default_factory=list)
     got_request: threading.Event = field(default_factory=threading.Event)
 
@@ -63,7 +64,7 @@ class Receiver:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

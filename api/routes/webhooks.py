@@ -1,4 +1,4 @@
-"""Webhooks for coach dashboards: subscribe to session events of the coach's clients."""
+"""Webhooks for coach dashboards: subscribe to events about the coach's clients."""
 
 import uuid
 
@@ -13,13 +13,26 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 DESCRIPTION = """
-Events `session.created`, `session.updated` and `session.deleted` about the sessions of every
-client who granted the caller access are POSTed to `url` while the grant is live (an event
-queued before a revocation is not sent after it), and an event that carries a session's content
-only while the session exists: a queued `session.created` or `session.updated` of a session
-deleted since is dropped, never sent (its `session.deleted` still is). The body is
-`{"type", "timestamp", "data": {"client_id", "session_id", "session" | null}}`, `session` in the
-shape of `GET /v1/sessions/{id}` (null for `session.deleted`).
+Events about the clients who granted the caller access are POSTed to `url`. `events` picks
+them (default: all of them):
+
+- `session.created`, `session.updated`, `session.deleted`: a client's session changed. Sent
+  only while the grant is live (an event queued before the link ended is not sent after it),
+  and an event that carries a session's content only while the session exists: a queued
+  `session.created` or `session.updated` of a session deleted since is dropped, never sent (its
+  `session.deleted` still is). The body is
+  `{"type", "timestamp", "data": {"client_id", "session_id", "session" | null}}`, `session` in
+  the shape of `GET /v1/sessions/{id}` (null for `session.deleted`).
+- `session.flagged`: accepted in `events` (and part of the default) for the insights release,
+  which sends it when a write first leaves a session with a worse rating; this version does
+  not send it yet.
+- `grant.ended`: the caller lost a client and should drop the data it holds of them. Sent once
+  per ended link, whichever side ended it: the client revoked the grant
+  (`revoked_by_client`), the caller ended it (`ended_by_coach`, `DELETE /v1/clients/{id}`), or
+  the client erased their account (`account_deleted`). The one event delivered after the grant
+  is gone, also when the client's account no longer exists. The body is
+  `{"type": "grant.ended", "timestamp", "data": {"client_id", "grant_id", "reason"}}`; it
+  carries the client's bare id and nothing else of theirs.
 
 Deliveries follow [Standard Webhooks](https://www.standardwebhooks.com/): headers `webhook-id`
 (the delivery id; the same on every retry, so deduplicate on it), `webhook-timestamp` (Unix
@@ -35,10 +48,11 @@ DELIVERIES_DESCRIPTION = """
 Every event queued for the webhook, newest first, with its outcome: `pending` (to be sent or
 retried, at `next_attempt_at`), `delivered` (a 2xx answer) or `failed`. `failed` means either
 that the receiver never answered 2xx within the retry window, or that the event was dropped
-before it could be sent: the grant ended, or the event carried the content of a session
-deleted since. A dropped event keeps the `attempts` it had (0 when it was never tried) and its
-`last_status_code`. An entry stays in the log after its body is deleted: the server keeps an
-event's body (the session's content) only while the event may still be sent.
+before it could be sent: the grant ended (session events only), or the event carried the
+content of a session deleted since. A dropped event keeps the `attempts` it had (0 when it was
+never tried) and its `last_status_code`. An entry stays in the log after its body is deleted:
+the server keeps an event's body (the session's content) only while the event may still be
+sent. `session_id` is null for `grant.ended`.
 """
 
 

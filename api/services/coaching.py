@@ -1,5 +1,5 @@
 """Coaches and clients: invites, grants and revocation (how a client lets a coach read their
-data, and takes it back)."""
+data, and takes it back). Either side's end of a link queues `grant.ended` to the coach."""
 
 import secrets
 import uuid
@@ -14,9 +14,11 @@ from api.errors import Conflict, NotFound
 from api.security import hash_secret
 from api.services import pagination
 from api.services.access import has_live_grant
+from api.services.webhook_outbox import enqueue_grant_ended
 from models.base import utc_now
 from models.coaching import Grant, GrantList, GrantPublic, Invite, InvitePublic
 from models.user import PersonRef, User
+from models.webhook import GrantEndReason
 
 INVITE_LIFETIME = timedelta(days=7)
 # 16 random bytes = 128 bits: far beyond guessing, even with many live invites.
@@ -110,30 +112,55 @@ def list_grants(db: Session, client_id: uuid.UUID, limit: int, cursor: str | Non
     return GrantList(items=items, next_cursor=pagination.next_cursor(positions, limit))
 
 
-def _revoke_live_grants(db: Session, *conditions: Any, missing: str) -> None:
-    """End every live grant matching the conditions; 404 (`missing`) when there is none."""
+def _end_live_grants(db: Session, *conditions: Any, reason: GrantEndReason, missing: str) -> None:
+    """End every live grant matching the conditions and queue one `grant.ended` for each to
+    its coach's webhooks, in the same transaction; 404 (`missing`) when there is none.
+
+    The end is one conditional UPDATE (`revoked_at IS NULL`) that returns the rows it changed,
+    and only those get an event: of two concurrent ends of one grant, the second changes
+    nothing (PostgreSQL re-checks the condition once the first commits; SQLite has one
+    writer), so a link ends, and is announced, exactly once.
+    """
     with write_transaction(db):
-        revoked = db.execute(
-            update(Grant).where(*conditions, _live_grant).values(revoked_at=utc_now())
-        )
-        if revoked.rowcount == 0:  # type: ignore[attr-defined]
+        now = utc_now()
+        ended = db.execute(
+            update(Grant)
+            .where(*conditions, _live_grant)
+            .values(revoked_at=now)
+            .returning(col(Grant.id), col(Grant.coach_id), col(Grant.client_id))
+        ).all()
+        if not ended:
             db.rollback()
             raise NotFound(missing)
+        for grant_id, coach_id, client_id in ended:
+            enqueue_grant_ended(
+                db,
+                coach_id=coach_id,
+                client_id=client_id,
+                grant_id=grant_id,
+                reason=reason,
+                now=now,
+            )
         db.commit()
 
 
 def revoke_grant(db: Session, client_id: uuid.UUID, grant_id: uuid.UUID) -> None:
     """The client ends one grant; 404 unless it is theirs and live."""
-    _revoke_live_grants(
-        db, col(Grant.id) == grant_id, col(Grant.client_id) == client_id, missing="No such grant."
+    _end_live_grants(
+        db,
+        col(Grant.id) == grant_id,
+        col(Grant.client_id) == client_id,
+        reason="revoked_by_client",
+        missing="No such grant.",
     )
 
 
 def drop_client(db: Session, coach_id: uuid.UUID, client_id: uuid.UUID) -> None:
     """The coach ends every live grant from this client; 404 when there is none."""
-    _revoke_live_grants(
+    _end_live_grants(
         db,
         col(Grant.coach_id) == coach_id,
         col(Grant.client_id) == client_id,
+        reason="ended_by_coach",
         missing="No such client.",
     )

@@ -1,9 +1,14 @@
-"""The webhook outbox: session events written to `webhook_delivery` in the transaction of the
-change they describe (`enqueue_session_events`), so an event exists if and only if its change
-committed. The worker in `webhook_worker.py` delivers them.
+"""The webhook outbox: events written to `webhook_delivery` in the transaction of the change
+they describe (`enqueue_session_events`, `enqueue_grant_ended`), so an event exists if and only
+if its change committed. The worker in `webhook_worker.py` delivers them.
 
 A session's deletion withdraws its queued content events in the same transaction
 (`withdraw_session_events`): their bodies hold what the deletion removes.
+
+`grant.ended` is the one event sent after the link it is about is gone: its delivery depends
+on no grant, session or client row (only on the coach's webhook), and it carries nothing of
+the client but their bare id. An erasure deletes the client's other deliveries
+(`delete_client_deliveries`).
 """
 
 import json
@@ -12,13 +17,24 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal_column, null, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, literal_column, null, select, update
+from sqlmodel import Session, col
 
 from api.driver import DriverConnection
 from models.base import ordered_id, utc_now
 from models.coaching import Grant
 from models.release_session import SessionPublic
-from models.webhook import SESSION_CONTENT_EVENTS, Webhook, WebhookDelivery
+from models.webhook import (
+    GRANT_ENDED,
+    SESSION_CONTENT_EVENTS,
+    GrantEndReason,
+    Webhook,
+    WebhookDelivery,
+)
+
+# What the outbox functions write through: a request's DriverConnection, or an ORM session /
+# Core connection inside write_transaction.
+Executor = DriverConnection | Connection | Session
 
 # (event type, session id, the session's public shape -- or a function that builds it, so a
 # write with no subscribed webhook never pays for it -- or None for a deletion)
@@ -150,3 +166,80 @@ def withdraw_session_events(
     checks again just before it sends (webhook_worker.still_deliverable).
     """
     connection.execute(_WITHDRAW_SESSION_EVENTS, {"session_id": session_id, "now": now})
+
+
+def grant_ended_body(
+    client_id: uuid.UUID, grant_id: uuid.UUID, reason: GrantEndReason, timestamp: datetime
+) -> str:
+    document = {
+        "type": GRANT_ENDED,
+        "timestamp": _rfc3339(timestamp),
+        "data": {"client_id": str(client_id), "grant_id": str(grant_id), "reason": reason},
+    }
+    return json.dumps(document, separators=(",", ":"))
+
+
+_COACH_HOOKS = select(col(Webhook.id), col(Webhook.events)).where(
+    col(Webhook.user_id) == bindparam("coach_id")
+)
+
+
+def enqueue_grant_ended(
+    db: Executor,
+    *,
+    coach_id: uuid.UUID,
+    client_id: uuid.UUID,
+    grant_id: uuid.UUID,
+    reason: GrantEndReason,
+    now: datetime | None = None,
+) -> None:
+    """Queue `grant.ended` for every webhook of the coach subscribed to it: the coach lost
+    this client and should drop their data.
+
+    Call once per ended link, inside the transaction that ends it (after the conditional
+    UPDATE that ended it changed a row, or before an erasure deletes the grant): the event
+    commits or rolls back with it. Does not commit. The body carries the client's bare id and
+    nothing else of theirs, and the delivery needs neither the grant nor the client's account
+    to exist when it is sent.
+    """
+    hooks = [
+        hook_id
+        for hook_id, events in db.execute(_COACH_HOOKS, {"coach_id": coach_id})  # type: ignore[arg-type]
+        if GRANT_ENDED in events.split()
+    ]
+    if not hooks:
+        return
+    now = now or utc_now()
+    body = grant_ended_body(client_id, grant_id, reason, now)
+    rows = [
+        {
+            "id": ordered_id(),
+            "webhook_id": hook_id,
+            "event_type": GRANT_ENDED,
+            "client_id": client_id,
+            "session_id": None,
+            "payload": body,
+            "status": "pending",
+            "attempts": 0,
+            "last_status_code": None,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for hook_id in hooks
+    ]
+    db.execute(_INSERT_DELIVERY, rows)
+
+
+_DELETE_CLIENT_DELIVERIES = delete(_DELIVERY).where(
+    _DELIVERY.c.client_id == bindparam("client_id"),
+    _DELIVERY.c.event_type != literal_column(f"'{GRANT_ENDED}'"),
+)
+
+
+def delete_client_deliveries(db: Executor, client_id: uuid.UUID) -> None:
+    """For an erasure, in its transaction: delete every delivery about the client (their
+    session events, sent or not, to any coach) but the `grant.ended` ones, which must still
+    reach the coaches and hold only the client's bare id. (`client_id` is no foreign key, so
+    deleting the account does not do this.) Does not commit."""
+    db.execute(_DELETE_CLIENT_DELIVERIES, {"client_id": client_id})

@@ -5,10 +5,10 @@ where the last left off. One round (`deliver_due`):
 
 1. claim: in one short transaction, select due rows (`status = 'pending'`,
    `next_attempt_at <= now`) `FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite serialises writers
-   anyway), cancel those that must not be sent (the grant has ended, or the event carries the
-   content of a session deleted since), and lease the rest by pushing `next_attempt_at` past
-   the longest an attempt can take. Commit. Another worker skips them while locked and, once
-   committed, no longer sees them as due.
+   anyway), cancel those that must not be sent (a session event whose grant has ended, or
+   one that carries the content of a session deleted since; never `grant.ended`), and lease
+   the rest by pushing `next_attempt_at` past the longest an attempt can take. Commit.
+   Another worker skips them while locked and, once committed, no longer sees them as due.
 2. send, outside any transaction, a few at a time in threads (httpx, with a timeout), each
    checked again just before (a read): a grant may end, a session may be deleted meanwhile.
 3. record each result in its own transaction, guarded by the attempt count it claimed, so a
@@ -43,7 +43,7 @@ from api.services.webhook_targets import UnsafeTarget, public_addresses, split_t
 from models.base import utc_now
 from models.coaching import Grant
 from models.release_session import SESSION_TABLE
-from models.webhook import SESSION_CONTENT_EVENTS, Webhook, WebhookDelivery
+from models.webhook import GRANT_ENDED, SESSION_CONTENT_EVENTS, Webhook, WebhookDelivery
 
 logger = logging.getLogger("releaselog.webhooks")
 
@@ -93,9 +93,14 @@ def any_due(engine: Engine, now: datetime) -> bool:
 def _undeliverable(
     db: Session, rows: list[WebhookDelivery], hooks: dict[uuid.UUID, Webhook]
 ) -> set[uuid.UUID]:
-    """The ids of `rows` that must not be sent: an event is delivered only while the grant is
-    live (also one queued before it ended), and one that carries a session's content only while
-    the session exists (its content never leaves after the deletion)."""
+    """The ids of `rows` that must not be sent: a session event is delivered only while the
+    grant is live (also one queued before it ended), and one that carries a session's content
+    only while the session exists (its content never leaves after the deletion).
+    `grant.ended` is exempt from both: it announces that the grant is gone, and needs neither
+    the grant nor the client's account to exist."""
+    rows = [row for row in rows if row.event_type != GRANT_ENDED]
+    if not rows:
+        return set()
     pairs = {(hooks[row.webhook_id].user_id, row.client_id) for row in rows}
     live_grants = select(Grant.coach_id, Grant.client_id).where(
         tuple_(Grant.coach_id, Grant.client_id).in_(pairs),
