@@ -28,9 +28,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _erase(client: TestClient, person: Person, password: str):  # type: ignore[no-untyped-def]
-    return client.request(
-        "DELETE", "/v1/me", json={"password": password}, headers=person.headers
-    )
+    return client.request("DELETE", "/v1/me", json={"password": password}, headers=person.headers)
 
 
 def _every_row(app: FastAPI) -> Iterator[tuple[str, dict[str, object]]]:
@@ -63,7 +61,9 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table(
     # Her own webhook, with a pending delivery about her pupil.
     own = client.post("/v1/webhooks", json={"url": receiver.url}, headers=zelda.headers)
     assert own.status_code == 201
-    assert client.post("/v1/sessions", json=session_body(), headers=pupil.headers).status_code == 201
+    assert (
+        client.post("/v1/sessions", json=session_body(), headers=pupil.headers).status_code == 201
+    )
     # Sessions with ratings and a canary note, and a tombstone.
     session_ids = []
     for _ in range(3):
@@ -73,9 +73,7 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table(
     assert client.delete(f"/v1/sessions/{session_ids[0]}", headers=zelda.headers).status_code == 204
     key_headers, _ = api_key(client, zelda, "sessions:read")
     assert client.post("/v1/invites", headers=zelda.headers).status_code == 201
-    assert (
-        client.post("/v1/auth/password-reset", json={"email": zelda.email}).status_code == 202
-    )
+    assert client.post("/v1/auth/password-reset", json={"email": zelda.email}).status_code == 202
 
     needles = [zelda.email, CANARY_NAME, CANARY_NOTE, zelda.id, uuid.UUID(zelda.id).hex]
     needles += session_ids + [uuid.UUID(s).hex for s in session_ids]
@@ -104,7 +102,9 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table(
     # Her credentials are gone; the email registers again as a new, empty account.
     assert client.get("/v1/me", headers=zelda.headers).status_code == 401
     assert client.get("/v1/sessions", headers=key_headers).status_code == 401
-    assert client.post("/v1/sessions", json=session_body(), headers=zelda.headers).status_code == 401
+    assert (
+        client.post("/v1/sessions", json=session_body(), headers=zelda.headers).status_code == 401
+    )
     login = {"username": zelda.email, "password": zelda.password}
     assert client.post("/v1/auth/token", data=login).status_code == 401
     again = client.post(

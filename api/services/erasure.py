@@ -21,7 +21,7 @@ from api.db import write_transaction
 from api.errors import Forbidden, Unauthorized
 from api.security import verify_password
 from api.services import mail_outbox
-from api.services.webhook_outbox import enqueue_grant_ended
+from api.services.webhook_outbox import delete_client_deliveries, enqueue_grant_ended
 from models.api_key import ApiKey
 from models.base import utc_now
 from models.coaching import Grant, Invite
@@ -85,15 +85,8 @@ def _delete_everything_of(db: Session, connection: Connection, user_id: uuid.UUI
     statements = [
         delete(Rating).where(Rating.user_id == user_id),  # type: ignore[arg-type]
         delete(ReleaseSession).where(ReleaseSession.user_id == user_id),  # type: ignore[arg-type]
-        # Their webhooks' deliveries, and every delivery about them in a coach's outbox but
-        # the grant.ended just queued (bare ids only).
-        delete(WebhookDelivery).where(
-            or_(
-                WebhookDelivery.webhook_id.in_(own_webhooks),  # type: ignore[attr-defined]
-                (WebhookDelivery.client_id == user_id)  # type: ignore[arg-type]
-                & (WebhookDelivery.event_type != "grant.ended"),  # type: ignore[arg-type]
-            )
-        ),
+        # Their own webhooks' deliveries (about their clients).
+        delete(WebhookDelivery).where(WebhookDelivery.webhook_id.in_(own_webhooks)),  # type: ignore[attr-defined]
         delete(Webhook).where(Webhook.user_id == user_id),  # type: ignore[arg-type]
         delete(ApiKey).where(ApiKey.user_id == user_id),  # type: ignore[arg-type]
         delete(Grant).where(
@@ -107,5 +100,7 @@ def _delete_everything_of(db: Session, connection: Connection, user_id: uuid.UUI
     ]
     for statement in statements:
         connection.execute(statement)
+    # Every delivery about them in a coach's outbox, but the grant.ended just queued.
+    delete_client_deliveries(connection, user_id)
     mail_outbox.delete_emails_of(db, user_id)
     connection.execute(delete(User).where(User.id == user_id))  # type: ignore[arg-type]

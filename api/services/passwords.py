@@ -53,7 +53,7 @@ def change_password(db: Session, user_id: uuid.UUID, current: str, new: str, bas
 
 def request_reset(db: Session, email: str, base_url: str) -> None:
     """Email a reset link to the account of `email`, if there is one."""
-    user = db.exec(select(User).where(User.email == email.lower())).first()  # type: ignore[call-overload]
+    user = db.scalars(select(User).where(User.email == email.lower())).first()  # type: ignore[arg-type]
     token = secrets.token_urlsafe(32)
     with write_transaction(db) as connection:
         owner = user.id if user is not None else uuid.uuid4()
