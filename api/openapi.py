@@ -74,6 +74,10 @@ def _declared_security(dependant: Dependant) -> list[dict[str, list[str]]]:
     return []
 
 
+# A page's own error answers are pages too: a 4xx documented as HTML keeps its content.
+HTML = "text/html"
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -100,7 +104,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             for code in _implied_statuses(operation):
                 responses.setdefault(code, {"description": title_for(int(code))})
             for code, response in responses.items():
-                if code[0] in "45":
+                if code[0] in "45" and HTML not in response.get("content", {}):
                     response["content"] = _problem_content()
                     if code == "422":
                         response["description"] = "Validation failed"

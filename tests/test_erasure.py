@@ -5,15 +5,18 @@ table of the database is scanned for anything of theirs. Runs on this run's data
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, create_engine, select, text
 
 from api.state import app_state
 from tests.conftest import Person
 from tests.factories import api_key, link, session_body
+from tests.serverproc import ServerProcess, fresh_database
 from tests.webhook_support import Receiver
 
 CANARY_NOTE = "canary-note-7f3a9 left adductor knot"
@@ -130,3 +133,57 @@ def test_erasure_needs_an_access_token(client: TestClient, alice: Person) -> Non
     )
     assert response.status_code == 403
     assert client.get("/v1/me", headers=alice.headers).status_code == 200
+
+
+def test_writes_racing_an_erasure_commit_before_it_or_get_401(tmp_path) -> None:
+    """Against a real server: creates sent while the account is erased are each either
+    acknowledged before the erasure (and erased with the rest) or refused with 401; never a
+    500, and nothing of the person remains."""
+    database_url, drop = fresh_database(tmp_path)
+    server = ServerProcess(database_url, tmp_path / "server.log")
+    server.start()
+    try:
+        email = f"{uuid.uuid4().hex[:10]}@example.com"
+        password = "correct horse battery staple"
+        base = server.base_url
+        body = {"email": email, "password": password, "display_name": CANARY_NAME}
+        user_id = httpx.post(f"{base}/v1/auth/register", json=body).json()["id"]
+        token = httpx.post(
+            f"{base}/v1/auth/token", data={"username": email, "password": password}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+
+            def create(_: int) -> int:
+                return http.post("/v1/sessions", json=session_body()).status_code
+
+            with ThreadPoolExecutor(8) as pool:
+                creates = [pool.submit(create, n) for n in range(40)]
+                erased = http.request("DELETE", "/v1/me", json={"password": password})
+                statuses = [future.result() for future in creates]
+        assert erased.status_code == 204
+        assert set(statuses) <= {201, 401}, statuses
+        after = httpx.post(f"{base}/v1/sessions", json=session_body(), headers=headers)
+        assert after.status_code == 401
+        assert "Traceback" not in server.log_path.read_text()
+    finally:
+        server.stop()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            for table in ("release_session", "rating", "user_account"):
+                count = connection.execute(
+                    text(
+                        f"SELECT count(*) FROM {table} WHERE CAST({_id_column(table)} AS TEXT) "
+                        "IN (:dashed, :hex)"
+                    ),
+                    {"dashed": user_id, "hex": uuid.UUID(user_id).hex},
+                ).scalar()
+                assert count == 0, table
+    finally:
+        engine.dispose()
+        drop()
+
+
+def _id_column(table: str) -> str:
+    return "id" if table == "user_account" else "user_id"

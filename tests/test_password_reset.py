@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
+from api.services.mail_worker import deliver_due
 from api.state import app_state
 from models.base import utc_now
 from models.mail import MailOutbox
 from models.password_reset import PasswordResetToken
-from tests.conftest import Person
+from tests.conftest import Person, make_settings
+from tests.mail_support import SmtpSink
 
 NEW_PASSWORD = "a fresh start for my legs"
 LINK = re.compile(r"/reset-password\?token=([A-Za-z0-9_\-]+)")
@@ -160,3 +162,38 @@ def test_the_reset_leaves_no_token_behind(client: TestClient, app: FastAPI, alic
     assert _confirm(client, _reset_token(app, alice)).status_code == 204
     with app_state(app).engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM password_reset_token")).scalar() == 0
+
+
+def test_the_reset_email_reaches_a_real_smtp_server_and_its_link_works(
+    client: TestClient, app: FastAPI, alice: Person
+) -> None:
+    sink = SmtpSink().start()
+    try:
+        settings = make_settings(
+            app_state(app).settings.database_url,
+            smtp_url=sink.url,
+            mail_from="releaselog <no-reply@releaselog.test>",
+        )
+        assert _request(client, alice.email).status_code == 202
+        assert deliver_due(app_state(app).engine, settings) == 1
+    finally:
+        sink.stop()
+    [received] = sink.received
+    message = received.message
+    assert received.rcpt_tos == [alice.email]
+    assert message["Subject"] == "Reset your releaselog password"
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text_part is not None
+    assert html_part is not None
+    base_url = app_state(app).settings.public_base_url
+    found = LINK.search(text_part.get_content())
+    assert f"{base_url}/reset-password?token=" in text_part.get_content()
+    assert found is not None
+    assert found.group(1) in html_part.get_content()
+    assert _confirm(client, found.group(1)).status_code == 204
+    assert _login(client, alice, NEW_PASSWORD) == 200
+    # The sent email keeps no body: the token no longer sits in the database.
+    assert all(
+        mail.text_body is None for mail in _emails(app, alice.email) if "Reset" in mail.subject
+    )

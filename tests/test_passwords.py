@@ -1,8 +1,12 @@
 """Changing a password: re-authentication, every earlier access token refused on reads and
 writes, API keys unaffected, wrong attempts counted toward the login limit."""
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from api.state import app_state
+from models.mail import MailOutbox
 from tests.conftest import Person
 from tests.factories import api_key, session_body
 
@@ -23,7 +27,7 @@ def _login(client: TestClient, person: Person, password: str) -> int:
 
 
 def test_a_change_refuses_every_earlier_token_and_keeps_api_keys(
-    client: TestClient, alice: Person
+    client: TestClient, app: FastAPI, alice: Person
 ) -> None:
     key_headers, _key_id = api_key(client, alice, "sessions:read", "sessions:write")
     second = client.post(
@@ -34,6 +38,16 @@ def test_a_change_refuses_every_earlier_token_and_keeps_api_keys(
     response = _change(client, alice, alice.password)
     assert response.status_code == 204
     assert response.content == b""
+    # The account's email gets a notice, queued in the transaction of the change.
+    with app_state(app).engine.connect() as connection:
+        notices = (
+            connection.execute(
+                select(MailOutbox.subject).where(MailOutbox.recipient == alice.email)  # type: ignore[arg-type]
+            )
+            .scalars()
+            .all()
+        )
+    assert notices == ["Your releaselog password was changed"]
 
     # Both earlier tokens: 401 on a read, on a create, on a batch, on a PATCH and a DELETE.
     for headers in (alice.headers, other_device):

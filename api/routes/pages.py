@@ -21,6 +21,13 @@ PAGE_HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
 TITLE = "Choose a new password"
+HTML_ERROR = {
+    400: {
+        "description": "The page, saying why not (an unknown, used or expired token; passwords "
+        "that differ or are too short).",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
 Token = Annotated[str, Query(max_length=200, description="The token from the reset email.")]
 
 
@@ -35,6 +42,7 @@ def _page(request: Request, status_code: int = 200, **values: object) -> HTMLRes
 @router.get(
     "/reset-password",
     response_class=HTMLResponse,
+    responses=HTML_ERROR,
     summary="The reset page: a new-password form (HTML, no credential)",
     description="Opened from the reset email. An unknown, used or expired token shows why, "
     "with status 400.",
@@ -48,6 +56,7 @@ def reset_page(request: Request, db: SessionDep, token: Token = "") -> HTMLRespo
 @router.post(
     "/reset-password",
     response_class=HTMLResponse,
+    responses=HTML_ERROR,
     summary="Submit the reset page's form (HTML, form-encoded)",
     description="Fields `token`, `new_password`, `confirm_password`. The answer is an HTML "
     "page saying it worked (200) or why not (400).",
