@@ -4,8 +4,11 @@ Every write goes one way: a write transaction on the driver (api/driver.py: the 
 statements below, compiled once) that first reserves the owner's feed positions
 (sync.reserve_feed_positions, which locks the account row and answers 401 when the account is
 gone), then changes the rows, queues the webhook events of the change in the same transaction,
-and commits once. Single creates take that way in groups: concurrent creates share one
-transaction (create_sessions, run by a GroupCommit).
+and commits once. A write that leaves a session with a worse rating (figures.is_worse, decided
+from the ratings in hand) when it had none also sets its `flagged_at` and queues
+`session.flagged`; one that leaves it with none clears `flagged_at`. Single creates take that
+way in groups: concurrent creates share one transaction (create_sessions, run by a
+GroupCommit).
 """
 
 import hashlib
