@@ -68,7 +68,7 @@ class GrantList(ResponseModel):
 
 # --- the coach's roster ------------------------------------------------------------------
 
-RosterFlag = Literal["inactive_7d", "pain_worsening", "pain_after_higher"]
+RosterFlag = Literal["inactive_7d", "pain_worsening", "pain_after_higher", "flagged_7d"]
 PainTrend = Literal["improving", "stable", "worsening"]
 
 
@@ -90,7 +90,10 @@ class RosterEntry(ResponseModel):
     flags: list[RosterFlag] = Field(
         description="`inactive_7d`: no session in 7 days (or none at all); `pain_worsening`: "
         "28-day pain trend `worsening`; `pain_after_higher`: a session in the last 7 days ended "
-        "with more pain than it began."
+        "with more pain than it began; `flagged_7d`: a session in the last 7 days has a worse "
+        "rating (its improvement, signed so that positive is better, is at most minus the "
+        "metric's `mcid_abs`, compared exactly on the one-decimal values: pain 3 -> 5 is worse, "
+        "3 -> 4 is not)."
     )
 
 

@@ -92,6 +92,10 @@ class ReleaseSession(SQLModel, table=True):
     change_seq: int = SQLField(sa_column=Column(Integer, nullable=False))
     # Fingerprint of the normalised create body, for idempotent replays.
     create_hash: str = SQLField(max_length=64)
+    # Set by the write that leaves the session with a worse rating when it had none (that
+    # write queues session.flagged), kept while it stays worse, cleared by a write that leaves
+    # it with none. Not public.
+    flagged_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
 
 
 class Rating(SQLModel, table=True):

@@ -9,11 +9,13 @@ from api.analytics.figures import (
     adherence_figures,
     hydration_figures,
     is_responder,
+    is_worse,
     least_squares_slope,
     pair_figures,
     publish,
     ratio,
     streaks,
+    tenths,
     trend,
 )
 from models.catalog import METRICS_BY_SLUG
@@ -61,7 +63,14 @@ def test_ratio(numerator, denominator, expected):
         (PAIN, 8, 6.1, False),  # 1.9 < 2 and 1.9 < 30 % of 8 = 2.4
         (PAIN, 3, 2.1, True),  # 0.9 < 2, but 30 % of 3 = 0.9: responder by the 30 % rule only
         (PAIN, 3, 2.2, False),  # 0.8 < 0.9
-        (PAIN, 0, 0, True),  # the contract literally: 0 reaches 30 % of 0
+        (PAIN, 0, 0, False),  # 0 -> 0: no improvement, not a responder (30 % of 0 is 0)
+        (PAIN, 5, 5, False),  # no change: not a responder
+        (PAIN, 0.1, 0, True),  # +0.1 is positive and reaches 30 % of 0.1 = 0.03
+        (PAIN, 10, 7, True),  # 3 = 30 % of 10 exactly (and >= mcid_abs 2)
+        (PAIN, 2, 1.4, True),  # 0.6 = 30 % of 2 exactly, in tenths: 6 * 1000 >= 300 * 20
+        (PAIN, 2, 1.5, False),  # 0.5 < 0.6
+        (PAIN, 5.1, 3.1, True),  # 2 = mcid_abs exactly, though 5.1 - 3.1 = 1.9999999999999996
+        (PAIN, 9.7, 7.8, False),  # 1.9 < 2 and < 30 % of 9.7 = 2.91
         (PAIN, 4, 6, False),  # worse
         (STIFFNESS, 5, 3.5, True),  # 1.5 = 30 % of 5
         (MOBILITY, 4, 6, True),  # higher is better: +2
@@ -74,6 +83,36 @@ def test_ratio(numerator, denominator, expected):
 )
 def test_is_responder(metric, before, after, responder):
     assert is_responder(metric, before, after) is responder
+
+
+@pytest.mark.parametrize(
+    ("metric", "before", "after", "worse"),
+    [
+        ("pain", 3, 5, True),  # -2 = -mcid_abs: at the threshold is worse
+        ("pain", 3, 4, False),  # -1
+        ("pain", 3.1, 5.1, True),  # 5.1 - 3.1 = 2.0000000000000004 in floats; exactly 2
+        ("pain", 3.1, 5, False),  # -1.9
+        ("pain", 4.2, 6.2, True),  # 6.2 - 4.2 = 1.9999999999999996 in floats; exactly 2
+        ("pain", 3, None, False),  # no after: never worse
+        ("pain", 5, 3, False),  # better
+        ("stiffness", 0, 2, True),
+        ("mobility", 6, 4, True),  # higher is better: -2
+        ("mobility", 6, 4.1, False),
+        ("mobility", 4, 6, False),
+        ("rom", 40, 35, True),  # -5 degrees = -mcid_abs
+        ("rom", 40, 35.1, False),
+        ("rom", 35, 40, False),
+    ],
+)
+def test_is_worse(metric, before, after, worse):
+    assert is_worse(metric, before, after) is worse
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 0), (3.1, 31), (5.1, 51), (0.3, 3), (179.9, 1799)]
+)
+def test_tenths_is_exact(value, expected):
+    assert tenths(value) == expected
 
 
 @pytest.mark.parametrize(

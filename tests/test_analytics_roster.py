@@ -193,3 +193,60 @@ def test_roster_is_the_coach_own(client, make_person):
     # The client has a coach, not clients; an empty roster is an empty list.
     assert client.get("/v1/clients", headers=person.headers).json() == {"items": []}
     assert len(client.get("/v1/clients", headers=coach.headers).json()["items"]) == 1
+
+
+# --- flagged_7d: a session in the last 7 days has a worse rating --------------------------
+
+
+def test_flagged_7d_is_a_worse_rating_in_the_last_7_days(client, make_person):
+    coach = make_person("Coach")
+    now = datetime.now(UTC)
+
+    def at(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat()
+
+    people = {
+        name: make_person(name)
+        for name in ("a-boundary", "b-old", "c-rom", "d-deleted", "e-corrected", "f-almost")
+    }
+    for person in people.values():
+        link(client, coach, person)
+    # Pain 3.1 -> 5.1 yesterday: exactly -2 = -mcid_abs (2.0000000000000004 in floats): worse.
+    log_session(client, people["a-boundary"], at(1), rating("pain", 3.1, 5.1))
+    # Worse 8 days ago (outside the 7 days); yesterday 3 -> 4 is higher, not worse.
+    log_session(client, people["b-old"], at(8), rating("pain", 2, 9))
+    log_session(client, people["b-old"], at(1), rating("pain", 3, 4))
+    # Range of motion 40 -> 35 degrees (mcid_abs 5) six days and 23 hours ago; no pain at all.
+    log_session(client, people["c-rom"], at(6.96), rating("rom", 40, 35))
+    # Worse two days ago, but deleted since.
+    deleted = log_session(client, people["d-deleted"], at(2), rating("pain", 1, 8))
+    response = client.delete(f"/v1/sessions/{deleted}", headers=people["d-deleted"].headers)
+    assert response.status_code == 204
+    # Worse two days ago, then corrected to 1 -> 2.
+    corrected = log_session(client, people["e-corrected"], at(2), rating("pain", 1, 8))
+    response = client.patch(
+        f"/v1/sessions/{corrected}",
+        json={"ratings": [rating("pain", 1, 2)]},
+        headers=people["e-corrected"].headers,
+    )
+    assert response.status_code == 200
+    # Pain 3.1 -> 5 (-1.9) and mobility 5 -> 3.1 (-1.9, higher is better): not worse.
+    log_session(
+        client,
+        people["f-almost"],
+        at(1),
+        rating("pain", 3.1, 5),
+        rating("mobility", 5, 3.1, region="hamstrings"),
+    )
+
+    items = client.get("/v1/clients", headers=coach.headers).json()["items"]
+
+    flags = {item["client"]["display_name"]: item["flags"] for item in items}
+    assert flags == {
+        "a-boundary": ["pain_after_higher", "flagged_7d"],
+        "b-old": ["pain_after_higher"],
+        "c-rom": ["flagged_7d"],
+        "d-deleted": ["inactive_7d"],
+        "e-corrected": ["pain_after_higher"],
+        "f-almost": ["pain_after_higher"],
+    }

@@ -82,6 +82,7 @@ def _row(owner: str, **overrides: object) -> dict[str, object]:
         "deleted_at": None,
         "change_seq": 0,
         "create_hash": "f" * 64,
+        "flagged_at": None,
     }
     row.update(overrides)
     return row

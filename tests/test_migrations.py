@@ -376,3 +376,102 @@ def test_0006_grant_ended_deliveries_outlive_the_client(
         assert _differences(url) == []
     finally:
         engine.dispose()
+
+
+_RATING = sa.table(
+    "rating",
+    *(sa.column(name, sa.Uuid()) for name in ("session_id", "user_id")),
+    sa.column("position", sa.Integer()),
+    sa.column("started_at", UTCDateTime()),
+    *(sa.column(name) for name in ("region", "side", "metric")),
+    *(sa.column(name, sa.Float()) for name in ("before", "after")),
+)
+
+
+def test_0007_marks_the_sessions_already_worse(fresh_database_url: Callable[[], str]) -> None:
+    """Sessions with a worse rating when 0007 runs are marked flagged (at their updated_at),
+    so that a later write keeping them worse sends no session.flagged; the others are not."""
+    url = fresh_database_url()
+    config = _config(url)
+    command.upgrade(config, "0006")
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    person = uuid.uuid4()
+    # session -> its (metric, before, after) ratings; pain's and mobility's mcid_abs is 2,
+    # rom's 5 (the catalog as of 0007).
+    sessions = {
+        "boundary": [("pain", 3.1, 5.1)],  # exactly -2 (2.0000000000000004 in floats)
+        "rom": [("rom", 40.0, 35.0)],
+        "mobility": [("pain", 5.0, 3.0), ("mobility", 6.0, 4.0)],
+        "almost": [("pain", 3.1, 5.0), ("rom", 40.0, 35.1)],
+        "better": [("pain", 6.2, 4.2)],
+        "unfinished": [("pain", 3.0, None)],
+    }
+    ids = {name: uuid.uuid4() for name in sessions}
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(_USER).values(
+                    id=person,
+                    email="p@example.com",
+                    password_hash="x",
+                    display_name="x",
+                    timezone="UTC",
+                    created_at=now,
+                    feed_seq=len(sessions),
+                    feed_purged_seq=0,
+                )
+            )
+            for seq, (name, ratings) in enumerate(sessions.items(), 1):
+                connection.execute(
+                    sa.insert(_SESSION).values(
+                        id=ids[name],
+                        user_id=person,
+                        started_at=now,
+                        created_at=now,
+                        updated_at=now,
+                        deleted_at=None,
+                        notes=None,
+                        complete=all(after is not None for _m, _b, after in ratings),
+                        version=1,
+                        change_seq=seq,
+                        create_hash="x",
+                    )
+                )
+                for position, (metric, before, after) in enumerate(ratings):
+                    connection.execute(
+                        sa.insert(_RATING).values(
+                            session_id=ids[name],
+                            user_id=person,
+                            position=position,
+                            started_at=now,
+                            region="adductors",
+                            side="both",
+                            metric=metric,
+                            before=before,
+                            after=after,
+                        )
+                    )
+
+        command.upgrade(config, "0007")
+        flagged_at = sa.table(
+            "release_session", sa.column("id", sa.Uuid()), sa.column("flagged_at", UTCDateTime())
+        )
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(flagged_at.c.id, flagged_at.c.flagged_at)).all()
+            marked = {row[0]: row[1] for row in rows}
+        assert {name for name, session_id in ids.items() if marked[session_id] is not None} == {
+            "boundary",
+            "rom",
+            "mobility",
+        }
+        assert marked[ids["boundary"]] == now
+
+        command.downgrade(config, "0006")
+        assert "flagged_at" not in {
+            c["name"] for c in inspect(engine).get_columns("release_session")
+        }
+        command.upgrade(config, "head")
+        assert _differences(url) == []
+    finally:
+        engine.dispose()

@@ -532,3 +532,49 @@ def test_openapi_documents_the_summary(client):
     names = {parameter["name"] for parameter in operation["parameters"]}
     assert names == {"from", "to", "tz", "bucket", "region", "metric"}
     assert "/v1/clients/{client_id}/summary" in schema["paths"]
+
+
+# --- the corrected responder rule and exact thresholds -------------------------------------
+
+
+def test_responders_must_improve_and_thresholds_are_exact(client, alice):
+    period = {"from": "2026-10-05T00:00:00Z", "to": "2026-10-12T00:00:00Z"}
+    # Pain (mcid_abs 2, mcid_pct 30 %), one pair per session:
+    #   0 -> 0: improvement 0; 30 % of 0 is 0, but it is not positive: not a responder.
+    #   10 -> 7: improvement 3 = 30 % of 10 exactly (and >= 2): responder.
+    #   2 -> 1.4: improvement 0.6 = 30 % of 2 exactly (compared in tenths: 6 * 1000 >=
+    #     300 * 20, with no binary rounding of 2 - 1.4 or 0.3 * 2): responder.
+    #   9.7 -> 7.8: 1.9 < 2 and < 30 % of 9.7 = 2.91: not a responder.
+    #   5.1 -> 3.1: exactly 2 = mcid_abs (1.9999999999999996 in floats): responder.
+    # Responders 3 of 5 = 0.6.
+    for day, before, after in ((5, 0, 0), (6, 10, 7), (7, 2, 1.4), (8, 9.7, 7.8), (9, 5.1, 3.1)):
+        log_session(client, alice, f"2026-10-{day:02d}T08:00:00Z", rating("pain", before, after))
+    # Range of motion (mcid_abs 5, no percentage rule): 0 -> 0 not a responder, 30 -> 35
+    # responder, 35.1 -> 40 (+4.9) not: 1 of 3 = 0.333.
+    for day, before, after in ((5, 0, 0), (6, 30, 35), (7, 35.1, 40)):
+        log_session(
+            client,
+            alice,
+            f"2026-10-{day:02d}T09:00:00Z",
+            rating("rom", before, after, region="hamstrings"),
+        )
+    body = summary(client, alice, **period)
+    assert _metric(body, "adductors", "both", "pain")["responder_rate"] == 0.6
+    assert _metric(body, "hamstrings", "both", "rom")["responder_rate"] == 0.333
+
+
+def test_hydrated_is_exactly_300_ml_or_more(client, alice):
+    period = {"from": "2026-10-05T00:00:00Z", "to": "2026-10-12T00:00:00Z"}
+    # 300/300 hydrated; 299.9/300 and 300/299.9 not; 300.1/3000 hydrated: 2 of 4 = 0.5.
+    for day, water_before, water_after in ((5, 300, 300), (6, 299.9, 300), (7, 300, 299.9)):
+        log_session(
+            client,
+            alice,
+            f"2026-10-{day:02d}T08:00:00Z",
+            water_before_ml=water_before,
+            water_after_ml=water_after,
+        )
+    log_session(client, alice, "2026-10-08T08:00:00Z", water_before_ml=300.1, water_after_ml=3000)
+    hydration = summary(client, alice, **period)["hydration"]
+    assert (hydration["sessions_with_water"], hydration["hydrated_sessions"]) == (4, 2)
+    assert hydration["hydrated_rate"] == 0.5

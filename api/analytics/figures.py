@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from models.catalog import Metric
+from models.catalog import METRICS_BY_SLUG, Metric
 
-# Ratings carry one decimal; binary floats make 6.2 - 4.2 = 1.9999999999999996. Comparisons
-# against thresholds allow this much slack so that such a change still counts as 2.
+# Fitted values (a trend's slope times the period) are no one-decimal values: comparing them
+# with a threshold allows this much slack. Stored values are compared exactly, in tenths.
 EPSILON = 1e-9
 _QUANTA = {places: Decimal(1).scaleb(-places) for places in range(7)}
 
@@ -114,12 +114,43 @@ class HydrationFigures:
     unwell_rate_not_hydrated: float | None
 
 
+def tenths(value: float) -> int:
+    """A stored one-decimal value as an exact integer number of tenths (6.2 -> 62).
+
+    Binary floats make 6.2 - 4.2 = 1.9999999999999996; in tenths it is exactly 20. The SQL
+    layer compares the same way (thresholds.tenths: CAST(ROUND(x * 10) AS INTEGER)).
+    """
+    return round(value * 10)
+
+
+def improvement_tenths(metric: Metric, before: float, after: float) -> int:
+    """after - before in tenths, signed so that positive is better."""
+    return metric.direction * (tenths(after) - tenths(before))
+
+
 def is_responder(metric: Metric, before: float, after: float) -> bool:
-    """The contract's rule, literally: improvement >= mcid_abs, or >= mcid_pct % of before."""
-    improvement = metric.direction * (after - before)
-    if improvement >= metric.mcid_abs - EPSILON:
+    """The contract's rule: an improvement that is positive and reaches mcid_abs, or mcid_pct %
+    of before (so a pair 0 -> 0 is not a responder), compared exactly in tenths."""
+    improvement = improvement_tenths(metric, before, after)
+    if improvement <= 0:
+        return False
+    if improvement >= tenths(metric.mcid_abs):
         return True
-    return metric.mcid_pct is not None and improvement >= metric.mcid_pct / 100 * before - EPSILON
+    # improvement >= pct / 100 * before, both sides times 1000 to stay in integers:
+    # improvement_t * 1000 >= pct_t * before_t (pct_t: the percentage in tenths).
+    return metric.mcid_pct is not None and improvement * 1000 >= tenths(metric.mcid_pct) * tenths(
+        before
+    )
+
+
+def is_worse(metric_slug: str, before: float, after: float | None) -> bool:
+    """A rating is worse when its improvement is at most -mcid_abs (pain 3 -> 5 is worse,
+    3 -> 4 is not), compared exactly in tenths; one without `after` never is. The one rule
+    of the write path (session.flagged); thresholds.worse is the same rule in SQL."""
+    if after is None:
+        return False
+    metric = METRICS_BY_SLUG[metric_slug]
+    return improvement_tenths(metric, before, after) <= -tenths(metric.mcid_abs)
 
 
 def pair_figures(stats: PairStats, metric: Metric) -> PairFigures:
@@ -131,7 +162,7 @@ def pair_figures(stats: PairStats, metric: Metric) -> PairFigures:
     if mean_before is not None and mean_after is not None:
         mean_change = mean_after - mean_before
         mean_improvement = metric.direction * mean_change
-        if abs(mean_before) > EPSILON:
+        if mean_before != 0:  # a mean of values >= 0: zero only when every one is
             improvement_pct = 100 * mean_improvement / mean_before
     return PairFigures(
         pairs=stats.pairs,

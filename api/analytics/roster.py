@@ -4,10 +4,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Float, ScalarSelect, and_, case, cast, func, select
+from sqlalchemy import Float, ScalarSelect, and_, case, cast, exists, func, select
 from sqlmodel import Session, col
 
-from api.analytics import figures
+from api.analytics import figures, thresholds
 from api.analytics.local_dates import SECONDS_PER_WEEK, EpochSeconds
 from models.base import utc_now
 from models.catalog import METRICS_BY_SLUG
@@ -62,7 +62,7 @@ def roster_pain(
     higher_after = and_(
         col(Rating.started_at) >= now - RECENT_WINDOW,
         is_pair,
-        col(Rating.after) > col(Rating.before) + figures.EPSILON,
+        thresholds.tenths(col(Rating.after)) > thresholds.tenths(col(Rating.before)),
     )
     statement = (
         select(
@@ -113,11 +113,11 @@ def roster_pain(
 def roster(db: Session, coach_id: uuid.UUID) -> Roster:
     """The coach's clients with a live grant, by display name then id.
 
-    One query for the whole roster: the live grants per client, each with three correlated
-    lookups on the (user_id, started_at) index (the latest session, and the counts over 7
-    and 28 days). Driven by the grants, the plan is the same with or without planner
-    statistics; a grouped join over every client's sessions was not (PostgreSQL re-ran it
-    once per client before ANALYZE).
+    One query for the whole roster: the live grants per client, each with four correlated
+    lookups on the (user_id, started_at) indexes (the latest session, the counts over 7
+    and 28 days, and whether a rating of the last 7 days is worse). Driven by the grants,
+    the plan is the same with or without planner statistics; a grouped join over every
+    client's sessions was not (PostgreSQL re-ran it once per client before ANALYZE).
     """
     now = utc_now()
     week_ago, four_weeks_ago = now - timedelta(days=7), now - timedelta(days=28)
@@ -144,6 +144,15 @@ def roster(db: Session, coach_id: uuid.UUID) -> Roster:
     latest = (
         select(started).where(live_of_client).order_by(started.desc()).limit(1).scalar_subquery()
     )
+    # A session in the last 7 days with a worse rating (a deleted session has no ratings).
+    rated = col(Rating.started_at)
+    flagged_7d = exists(
+        select(col(Rating.session_id)).where(
+            col(Rating.user_id) == granted.c.client_id,
+            rated >= week_ago,
+            thresholds.worse(col(Rating.metric), col(Rating.before), col(Rating.after)),
+        )
+    )
     rows = db.execute(
         select(
             col(User.id),
@@ -152,11 +161,12 @@ def roster(db: Session, coach_id: uuid.UUID) -> Roster:
             latest,
             counted_since(week_ago),
             counted_since(four_weeks_ago),
+            flagged_7d,
         ).join(granted, granted.c.client_id == col(User.id))
     ).all()
     pains = roster_pain(db, [row[0] for row in rows], now)
     entries = []
-    for client_id, name, granted_at, last_session_at, sessions_7d, sessions_28d in rows:
+    for client_id, name, granted_at, last_session_at, sessions_7d, sessions_28d, flagged in rows:
         flags: list[RosterFlag] = ["inactive_7d"] if sessions_7d == 0 else []
         pain = pains[client_id]
         entries.append(
@@ -171,7 +181,7 @@ def roster(db: Session, coach_id: uuid.UUID) -> Roster:
                     mean_change_28d=pain.mean_change_28d,
                     trend=pain.trend,  # type: ignore[arg-type]
                 ),
-                flags=flags + pain.flags,  # type: ignore[operator]
+                flags=flags + pain.flags + (["flagged_7d"] if flagged else []),  # type: ignore[operator]
             )
         )
     # Sorted here, not in SQL: collations differ between SQLite and PostgreSQL.

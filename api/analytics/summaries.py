@@ -14,10 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
-from sqlalchemy import Float, Select, and_, bindparam, case, cast, exists, func, or_, select
+from sqlalchemy import Float, Select, and_, bindparam, case, cast, exists, func, select
 from sqlmodel import Session, col
 
-from api.analytics import figures
+from api.analytics import figures, thresholds
 from api.analytics.local_dates import (
     LocalCalendar,
     bucket_expression,
@@ -43,7 +43,6 @@ from models.user import User
 HYDRATED_ML = 300
 
 _METRIC_LIST = TypeAdapter(list[MetricSummary])
-_LOWER_IS_BETTER = [metric.slug for metric in METRICS if metric.better == "lower"]
 _REGION_ORDER = {region.slug: index for index, region in enumerate(REGIONS)}
 _SIDE_ORDER = {side: index for index, side in enumerate(SIDES)}
 _METRIC_ORDER = {metric.slug: index for index, metric in enumerate(METRICS)}
@@ -52,32 +51,10 @@ _METRIC_ORDER = {metric.slug: index for index, metric in enumerate(METRICS)}
 # --- SQL: sufficient statistics ----------------------------------------------------------
 
 
-def _direction_improvement(before: Any, after: Any) -> Any:
-    """SQL: after - before signed so that positive is better."""
-    return case(
-        (col(Rating.metric).in_(_LOWER_IS_BETTER), before - after),
-        else_=after - before,
-    )
-
-
 def _responder(before: Any, after: Any) -> Any:
-    """SQL: 1 for a pair whose improvement reaches the metric's MCID (see is_responder)."""
-    improvement = _direction_improvement(before, after)
-    mcid_abs = case(
-        *[(col(Rating.metric) == metric.slug, metric.mcid_abs) for metric in METRICS], else_=None
-    )
-    pct_shares = {
-        metric.slug: metric.mcid_pct / 100 for metric in METRICS if metric.mcid_pct is not None
-    }
-    mcid_pct = case(
-        *[(col(Rating.metric) == slug, share) for slug, share in pct_shares.items()],
-        else_=None,
-    )
-    reaches = or_(
-        improvement >= mcid_abs - figures.EPSILON,
-        and_(mcid_pct.is_not(None), improvement >= mcid_pct * before - figures.EPSILON),
-    )
-    return case((and_(after.is_not(None), reaches), 1), else_=0)
+    """SQL: 1 for a pair whose improvement is positive and reaches the metric's MCID
+    (figures.is_responder), compared exactly in tenths."""
+    return case((thresholds.responder(col(Rating.metric), before, after), 1), else_=0)
 
 
 @dataclass(frozen=True)
@@ -191,8 +168,12 @@ def _session_statistics_columns() -> list[Any]:
     after = col(ReleaseSession.water_after_ml)
     unwell = col(ReleaseSession.felt_unwell_after)
     with_water = and_(before.is_not(None), after.is_not(None))  # type: ignore[union-attr]
-    hydrated = and_(with_water, before >= HYDRATED_ML, after >= HYDRATED_ML)  # type: ignore[operator]
-    not_hydrated = and_(with_water, or_(before < HYDRATED_ML, after < HYDRATED_ML))  # type: ignore[operator]
+    # Exact on one-decimal amounts: 299.9 ml is not hydrated, 300 is.
+    both_enough = and_(
+        thresholds.at_least(before, HYDRATED_ML), thresholds.at_least(after, HYDRATED_ML)
+    )
+    hydrated = and_(with_water, both_enough)
+    not_hydrated = and_(with_water, ~both_enough)
     felt = unwell.is_not(None)  # type: ignore[union-attr]
     return [
         func.count(),

@@ -24,6 +24,12 @@ READ_ERRORS = problem_responses(400, 401, 403, 404, 422)
     response_model=Roster,
     responses=problem_responses(401, 403),
     summary="The coach's roster: every client with a live grant, by display name",
+    description="Each client's activity, 28-day pain figures and flags: `inactive_7d` (no "
+    "session in 7 days, or none at all), `pain_worsening` (28-day pain trend `worsening`), "
+    "`pain_after_higher` (a session in the last 7 days ended with more pain than it began) and "
+    "`flagged_7d` (a session in the last 7 days has a worse rating: its improvement, signed so "
+    "that positive is better, is at most minus the metric's `mcid_abs`, compared exactly on "
+    "the one-decimal values; the rule of `session.flagged`).",
 )
 def read_roster(caller: ClientsReader, db: SessionDep) -> Roster:
     return roster.roster(db, caller.user_id)

@@ -19,13 +19,19 @@ them (default: all of them):
 - `session.created`, `session.updated`, `session.deleted`: a client's session changed. Sent
   only while the grant is live (an event queued before the link ended is not sent after it),
   and an event that carries a session's content only while the session exists: a queued
-  `session.created` or `session.updated` of a session deleted since is dropped, never sent (its
-  `session.deleted` still is). The body is
+  `session.created`, `session.updated` or `session.flagged` of a session deleted since is
+  dropped, never sent (its `session.deleted` still is). The body is
   `{"type", "timestamp", "data": {"client_id", "session_id", "session" | null}}`, `session` in
   the shape of `GET /v1/sessions/{id}` (null for `session.deleted`).
-- `session.flagged`: accepted in `events` (and part of the default) for the insights release,
-  which sends it when a write first leaves a session with a worse rating; this version does
-  not send it yet.
+- `session.flagged`: a client's session has a **worse** rating: one whose improvement (after
+  - before, signed so that positive is better) is at most minus its metric's `mcid_abs` (see
+  the catalog), compared exactly on the one-decimal values (pain 3 → 5 and 3.1 → 5.1 are
+  worse, 3 → 4 is not; a rating without `after` never is). Sent besides `session.created` /
+  `session.updated`, queued in the same transaction, by the write (a create, a batch item or a
+  PATCH) that leaves the session worse when it was not; a later write that keeps it worse
+  sends none. A write that leaves it with no worse rating clears the flag, so a later write
+  that makes it worse again sends a new `session.flagged`. Same body as `session.updated`,
+  with the session as that write left it.
 - `grant.ended`: the caller lost a client and should drop the data it holds of them. Sent once
   per ended link, whichever side ended it: the client revoked the grant
   (`revoked_by_client`), the caller ended it (`ended_by_coach`, `DELETE /v1/clients/{id}`), or

@@ -4,13 +4,16 @@ Every write goes one way: a write transaction on the driver (api/driver.py: the 
 statements below, compiled once) that first reserves the owner's feed positions
 (sync.reserve_feed_positions, which locks the account row and answers 401 when the account is
 gone), then changes the rows, queues the webhook events of the change in the same transaction,
-and commits once. Single creates take that way in groups: concurrent creates share one
-transaction (create_sessions, run by a GroupCommit).
+and commits once. A write that leaves a session with a worse rating (figures.is_worse, decided
+from the ratings in hand) when it had none also sets its `flagged_at` and queues
+`session.flagged`; one that leaves it with none clears `flagged_at`. Single creates take that
+way in groups: concurrent creates share one transaction (create_sessions, run by a
+GroupCommit).
 """
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -22,6 +25,7 @@ from sqlalchemy import Engine, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.analytics.figures import is_worse
 from api.driver import DriverConnection, driver_transaction, request_write
 from api.errors import Conflict, NotFound, PreconditionFailed, Unprocessable, field_errors
 from api.group_commit import GroupCommit
@@ -70,6 +74,7 @@ _CHANGED_FIELDS = (
     "updated_at",
     "deleted_at",
     "change_seq",
+    "flagged_at",
 )
 _SESSION_FIELDS = tuple(SESSION_TABLE.c.keys())
 _RATING_FIELDS = ("region", "side", "metric", "before", "after")
@@ -219,6 +224,12 @@ def _content(fields: SessionFields) -> dict[str, Any]:
     return values
 
 
+def _has_worse_rating(fields: SessionFields) -> bool:
+    """Does the session have a worse rating (figures.is_worse)? Decided from the ratings the
+    write has in hand, so flagging costs the write no query."""
+    return any(is_worse(rating.metric, rating.before, rating.after) for rating in fields.ratings)
+
+
 def _rating_rows(
     session_id: uuid.UUID, owner_id: uuid.UUID, fields: SessionFields
 ) -> list[dict[str, Any]]:
@@ -252,6 +263,8 @@ def _new_row(
         "deleted_at": None,
         "change_seq": seq,
         "create_hash": digest,
+        # A new session with a worse rating is flagged by its create (session.flagged).
+        "flagged_at": now if _has_worse_rating(fields) else None,
     }
 
 
@@ -365,10 +378,26 @@ def create_sessions(engine: Engine, creates: list[NewSession]) -> list[SessionPu
         hooks = subscribed_hooks(connection, list(by_owner))
         for owner_id, owned in by_owner.items():
             if owner_id in hooks:
-                events = [("session.created", new.session_id, new.created) for new in owned]
+                events = [
+                    event
+                    for new in owned
+                    for event in _created_events(new.session_id, new.row, new.created)
+                ]
                 enqueue_session_events(connection, owner_id, events, hooks[owner_id])
         _commit_creates(connection, len(rows))
     return [new.created for new in creates]
+
+
+def _created_events(
+    session_id: uuid.UUID,
+    row: Mapping[str, Any],
+    created: SessionPublic | Callable[[], SessionPublic],
+) -> list[SessionEvent]:
+    """session.created, and session.flagged when the create flagged the session."""
+    events: list[SessionEvent] = [("session.created", session_id, created)]
+    if row["flagged_at"] is not None:
+        events.append(("session.flagged", session_id, created))
+    return events
 
 
 def _replay(
@@ -446,9 +475,8 @@ def create_batch(
             rows.append(row)
             ratings.extend(_rating_rows(session_id, owner_id, entry))
             # Built only when a webhook wants it.
-            events.append(
-                ("session.created", session_id, partial(public_session, row, entry.ratings))
-            )
+            created = partial(public_session, row, entry.ratings)
+            events.extend(_created_events(session_id, row, created))
             existing[session_id] = (owner_id, digest, False)
             results.append(BatchItemResult(id=session_id, status="created"))
             seq += 1
@@ -509,12 +537,25 @@ def update_session(
         merged = _validated({**current, **changes})
         if merged == _validated(current):
             return public_session(row, ratings)  # nothing changes; nothing is committed
+        now = utc_now()
         changed = {**row, **_content(merged), "version": row["version"] + 1}
-        changed.update(updated_at=utc_now(), change_seq=seq)
+        changed.update(updated_at=now, change_seq=seq)
+        # Flagged by the write that leaves it worse when it was not; a write that keeps it
+        # worse keeps the flag (and sends nothing), one that leaves it not worse clears it, so
+        # that a later worsening is a first again.
+        newly_flagged = False
+        if not _has_worse_rating(merged):
+            changed["flagged_at"] = None
+        elif row["flagged_at"] is None:
+            changed["flagged_at"] = now
+            newly_flagged = True
         _change(connection, session_id, changed)
         connection.execute(_INSERT_RATING, _rating_rows(session_id, owner_id, merged))
         updated = public_session(changed, merged.ratings)
-        enqueue_session_events(connection, owner_id, [("session.updated", session_id, updated)])
+        events: list[SessionEvent] = [("session.updated", session_id, updated)]
+        if newly_flagged:
+            events.append(("session.flagged", session_id, updated))
+        enqueue_session_events(connection, owner_id, events)
         connection.commit()
         return updated
 
@@ -533,7 +574,7 @@ def delete_session(
         _check_if_match(if_match, row["version"])
         now = utc_now()
         tombstone = {**row, **dict.fromkeys(_CLEARED_BY_DELETE), "version": row["version"] + 1}
-        tombstone.update(deleted_at=now, updated_at=now, change_seq=seq)
+        tombstone.update(deleted_at=now, updated_at=now, change_seq=seq, flagged_at=None)
         _change(connection, session_id, tombstone)
         # The content leaves the outbox too: queued events of this session are never sent.
         withdraw_session_events(connection, session_id, now)

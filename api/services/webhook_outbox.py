@@ -160,7 +160,8 @@ _WITHDRAW_SESSION_EVENTS = (
 def withdraw_session_events(
     connection: DriverConnection, session_id: uuid.UUID, now: datetime
 ) -> None:
-    """Withdraw the session's queued content events (created, updated): each is marked
+    """Withdraw the session's queued content events (SESSION_CONTENT_EVENTS: created,
+    updated, flagged): each is marked
     `failed` with its attempts unchanged, and its payload is deleted. For the deletion of the
     session, in its transaction. An attempt already in flight is not recalled; the worker
     checks again just before it sends (webhook_worker.still_deliverable).
