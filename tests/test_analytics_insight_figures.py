@@ -1,7 +1,5 @@
 """The pure layer of insights: table-driven cases, computed by hand."""
 
-from fractions import Fraction
-
 import pytest
 
 from api.analytics.figures import SlopeStats
@@ -9,10 +7,10 @@ from api.analytics.insight_figures import (
     AsymmetryStats,
     CarryOverStats,
     LevelStats,
-    _publish_exact,
     asymmetry_figures,
     carry_over_figures,
     comparison_figures,
+    publish_ratio,
     t_quantile_975,
     verdict,
     welch_interval,
@@ -40,18 +38,21 @@ def test_t_quantile(df, quantile):
 
 
 @pytest.mark.parametrize(
-    ("value", "places", "published"),
+    ("numerator", "denominator", "places", "published"),
     [
-        (Fraction(2175, 1000), 2, 2.18),  # half away from zero
-        (Fraction(-2175, 1000), 2, -2.18),
-        (Fraction(1, 3), 2, 0.33),
-        (Fraction(-1, 1000), 2, 0.0),  # no -0.0
-        (Fraction(1005, 10), 0, 101.0),
-        (Fraction(1, 20), 1, 0.1),
+        (2175, 1000, 2, 2.18),  # half away from zero
+        (-2175, 1000, 2, -2.18),
+        (1, 3, 2, 0.33),
+        (2, 3, 2, 0.67),
+        (-1, 1000, 2, 0.0),  # no -0.0
+        (1005, 10, 0, 101.0),
+        (1, 20, 1, 0.1),
+        (1, 200, 2, 0.01),  # 0.005 exactly
+        (-1, 200, 2, -0.01),
     ],
 )
-def test_publish_exact(value, places, published):
-    result = _publish_exact(value, places)
+def test_publish_ratio(numerator, denominator, places, published):
+    result = publish_ratio(numerator, denominator, places)
     assert result == published
     assert str(result) != "-0.0"
 
@@ -95,12 +96,13 @@ def test_worse_side(metric, sum_tenths, sessions, worse_side):
 
 
 def test_level_stats_variance_is_exact():
-    # 0.1, 0.2, 0.3: mean 0.2, sample variance 0.01; rest = total - level.
+    # 0.1, 0.2, 0.3: sample variance 0.01; rest = total - level.
     level = LevelStats(3, 6, 14)
-    assert level.mean == Fraction(1, 5)
-    assert level.variance == Fraction(1, 100)
+    assert level.centred_squares == 3 * 14 - 36
+    assert level.variance == pytest.approx(0.01)
     total = level + LevelStats(2, 10, 50)
     assert total - level == LevelStats(2, 10, 50)
+    assert LevelStats(3, 60, 1200).centred_squares == 0  # 2, 2, 2
 
 
 def test_welch_interval_hand_computed():
@@ -108,22 +110,26 @@ def test_welch_interval_hand_computed():
     # t 2.776445 -> margin 2.266958: [0.733042, 5.266958].
     level = LevelStats(3, 120, 40**2 + 30**2 + 50**2)
     rest = LevelStats(3, 30, 10**2 + 0 + 20**2)
-    difference, low, high = welch_interval(level, rest)
-    assert difference == 3
-    assert low == pytest.approx(0.733042, abs=1e-6)
-    assert high == pytest.approx(5.266958, abs=1e-6)
+    numerator, denominator, margin = welch_interval(level, rest)
+    assert numerator / denominator == 3
+    assert margin == pytest.approx(2.266958, abs=1e-6)
     figures = comparison_figures(level, rest)
     assert figures is not None
     assert (figures.ci95_low, figures.ci95_high, figures.verdict) == (0.73, 5.27, "better")
+    # One group without spread: df = n - 1 of the other. (1, 1, 1) against (4, 3, 5):
+    # se = sqrt(1/3), df = 2, t 4.302653 -> margin 2.484138; difference -3 ->
+    # [-5.484138, -0.515862]: worse.
+    figures = comparison_figures(LevelStats(3, 30, 300), level)
+    assert figures is not None
+    assert (figures.ci95_low, figures.ci95_high, figures.verdict) == (-5.48, -0.52, "worse")
 
 
 def test_welch_interval_with_no_spread():
     # (2, 2, 2) against (1.9, 1.9, 1.9): se 0, both bounds = the difference 0.1 exactly.
     level = LevelStats(3, 60, 3 * 400)
     rest = LevelStats(3, 57, 3 * 361)
-    difference, low, high = welch_interval(level, rest)
-    assert difference == Fraction(1, 10)
-    assert low == high == 0.1
+    numerator, denominator, margin = welch_interval(level, rest)
+    assert (numerator, denominator, margin) == (3 * 60 - 3 * 57, 90, None)
     figures = comparison_figures(level, rest)
     assert figures is not None
     assert (figures.difference, figures.ci95_low, figures.ci95_high) == (0.1, 0.1, 0.1)

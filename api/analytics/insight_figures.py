@@ -12,7 +12,6 @@ scipy.stats, which would add about half a second to the app's start for nothing.
 """
 
 from dataclasses import dataclass
-from fractions import Fraction
 from math import sqrt
 
 from scipy.special import stdtrit
@@ -48,16 +47,17 @@ class CarryOverFigures:
 
 
 def carry_over_figures(stats: CarryOverStats) -> CarryOverFigures:
-    relief = Fraction(stats.sum_relief_tenths, 10 * stats.intervals)
-    rebound = Fraction(stats.sum_rebound_tenths, 10 * stats.intervals)
-    retention = 100 * (relief - rebound) / relief if relief > 0 else None
-    gap = Fraction(stats.median_gap_sum_us, stats.median_gap_count * MICROSECONDS_PER_DAY)
+    relief, rebound = stats.sum_relief_tenths, stats.sum_rebound_tenths
+    # retention = 100 (relief - rebound) / relief: the intervals' count cancels out.
+    retention = publish_ratio(100 * (relief - rebound), relief, 1) if relief > 0 else None
     return CarryOverFigures(
         intervals=stats.intervals,
-        mean_relief=_publish_exact(relief, 2),
-        mean_rebound=_publish_exact(rebound, 2),
-        retention_pct=None if retention is None else _publish_exact(retention, 1),
-        median_gap_days=_publish_exact(gap, 2),
+        mean_relief=publish_ratio(relief, 10 * stats.intervals, 2),
+        mean_rebound=publish_ratio(rebound, 10 * stats.intervals, 2),
+        retention_pct=retention,
+        median_gap_days=publish_ratio(
+            stats.median_gap_sum_us, stats.median_gap_count * MICROSECONDS_PER_DAY, 2
+        ),
     )
 
 
@@ -80,23 +80,22 @@ class AsymmetryFigures:
 
 
 def asymmetry_figures(stats: AsymmetryStats, metric: Metric) -> AsymmetryFigures:
-    diff_before = Fraction(stats.sum_diff_before_tenths, 10 * stats.sessions)
-    diff_after = (
-        Fraction(stats.sum_diff_after_tenths, 10 * stats.sessions_with_after)
-        if stats.sessions_with_after
-        else None
-    )
+    diff_before = stats.sum_diff_before_tenths  # / (10 x sessions)
     slope = least_squares_slope(stats.slope) if stats.sessions >= 3 else None
     worse_side = None
-    # Exact: a mean of one-decimal values against the catalog's MCID, as fractions.
-    if abs(diff_before) >= Fraction(str(metric.mcid_abs)):
+    # Exact, in integers: |sum / (10 n)| >= mcid  <=>  |sum| >= 10 mcid n.
+    if abs(diff_before) >= round(10 * metric.mcid_abs) * stats.sessions:
         # left - right > 0: left is higher, which is worse where lower is better.
         left_higher = diff_before > 0
         worse_side = "left" if left_higher == (metric.better == "lower") else "right"
     return AsymmetryFigures(
         sessions=stats.sessions,
-        mean_diff_before=_publish_exact(diff_before, 2),
-        mean_diff_after=None if diff_after is None else _publish_exact(diff_after, 2),
+        mean_diff_before=publish_ratio(diff_before, 10 * stats.sessions, 2),
+        mean_diff_after=publish_ratio(
+            stats.sum_diff_after_tenths, 10 * stats.sessions_with_after, 2
+        )
+        if stats.sessions_with_after
+        else None,
         slope_per_week=publish(slope, 3),
         worse_side=worse_side,
     )
@@ -125,14 +124,14 @@ class LevelStats:
         )
 
     @property
-    def mean(self) -> Fraction:
-        return Fraction(self.sum_tenths, 10 * self.n)
+    def centred_squares(self) -> int:
+        """n x the sum of squared deviations, in tenths squared: exact, 0 iff no spread."""
+        return self.n * self.sum_squares_tenths - self.sum_tenths * self.sum_tenths
 
     @property
-    def variance(self) -> Fraction:
+    def variance(self) -> float:
         """The sample variance (n - 1), in the metric's unit squared."""
-        centred = self.n * self.sum_squares_tenths - self.sum_tenths * self.sum_tenths
-        return Fraction(centred, 100 * self.n * (self.n - 1))
+        return self.centred_squares / (100 * self.n * (self.n - 1))
 
 
 @dataclass(frozen=True)
@@ -147,20 +146,19 @@ class ComparisonFigures:
     verdict: str
 
 
-def welch_interval(level: LevelStats, rest: LevelStats) -> tuple[Fraction, float, float]:
-    """(difference, low, high): the difference of means and its Welch 95 % interval.
-
-    With se = 0 both bounds are the (exact) difference; otherwise difference ± t(0.975, df) se
-    with df by Welch-Satterthwaite. Needs at least 2 pairs on each side."""
-    difference = level.mean - rest.mean
+def welch_interval(level: LevelStats, rest: LevelStats) -> tuple[int, int, float | None]:
+    """The difference of means as an exact ratio (numerator, denominator), and the margin of
+    its Welch 95 % interval: t(0.975, df) x se with df by Welch-Satterthwaite, or None when
+    se = 0 (both bounds are then the difference). Needs at least 2 pairs on each side."""
+    numerator = level.sum_tenths * rest.n - rest.sum_tenths * level.n
+    denominator = 10 * level.n * rest.n
+    if level.centred_squares == 0 and rest.centred_squares == 0:
+        return numerator, denominator, None
     share_level = level.variance / level.n
     share_rest = rest.variance / rest.n
     se_squared = share_level + share_rest
-    if se_squared == 0:
-        return difference, float(difference), float(difference)
     df = se_squared**2 / (share_level**2 / (level.n - 1) + share_rest**2 / (rest.n - 1))
-    margin = t_quantile_975(float(df)) * sqrt(se_squared)
-    return difference, float(difference) - margin, float(difference) + margin
+    return numerator, denominator, t_quantile_975(df) * sqrt(se_squared)
 
 
 def verdict(low: float, high: float) -> str:
@@ -175,16 +173,22 @@ def comparison_figures(level: LevelStats, rest: LevelStats) -> ComparisonFigures
     """One level against the rest of its factor, or None when either has fewer than 3 pairs."""
     if level.n < MIN_GROUP or rest.n < MIN_GROUP:
         return None
-    difference, low, high = welch_interval(level, rest)
+    numerator, denominator, margin = welch_interval(level, rest)
+    difference = publish_ratio(numerator, denominator, 2)
+    if margin is None:  # se = 0: both bounds are the difference, exactly
+        low = high = numerator / denominator
+        published_low = published_high = difference
+    else:
+        low, high = numerator / denominator - margin, numerator / denominator + margin
+        published_low, published_high = _published(low, 2), _published(high, 2)
     return ComparisonFigures(
         n=level.n,
-        mean_improvement=_publish_exact(level.mean, 2),
+        mean_improvement=publish_ratio(level.sum_tenths, 10 * level.n, 2),
         rest_n=rest.n,
-        rest_mean_improvement=_publish_exact(rest.mean, 2),
-        difference=_publish_exact(difference, 2),
-        # se = 0: both bounds are the difference, published exactly as it is.
-        ci95_low=_publish_exact(difference, 2) if low == high else _published(low, 2),
-        ci95_high=_publish_exact(difference, 2) if low == high else _published(high, 2),
+        rest_mean_improvement=publish_ratio(rest.sum_tenths, 10 * rest.n, 2),
+        difference=difference,
+        ci95_low=published_low,
+        ci95_high=published_high,
         verdict=verdict(low, high),
     )
 
@@ -195,8 +199,9 @@ def _published(value: float, places: int) -> float:
     return published
 
 
-def _publish_exact(value: Fraction, places: int) -> float:
-    """An exact fraction rounded half away from zero (a float could sit just below the half)."""
-    scaled = abs(value) * 10**places
-    rounded = int(scaled + Fraction(1, 2))  # floor(x + 1/2) = half up, for x >= 0
-    return float((rounded if value >= 0 else -rounded) / Fraction(10**places)) + 0.0
+def publish_ratio(numerator: int, denominator: int, places: int) -> float:
+    """numerator / denominator (integers, denominator > 0) rounded half away from zero, exactly:
+    a float quotient could sit just below a half that the exact ratio reaches."""
+    scale = 10**places
+    magnitude = (2 * abs(numerator) * scale + denominator) // (2 * denominator)
+    return (magnitude if numerator >= 0 else -magnitude) / scale + 0.0

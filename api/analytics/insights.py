@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Float, Integer, Select, and_, bindparam, case, cast, func, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from api.analytics import insight_figures
@@ -65,7 +66,9 @@ def tenths(value: Any) -> Any:
 
 def _direction(metric: Any) -> Any:
     """SQL: +1 where higher is better, -1 where lower is better."""
-    return case((metric.in_(_LOWER_IS_BETTER), -1), else_=1)
+    # One branch per lower-is-better metric: an IN list would be an "expanding" parameter,
+    # compiled again on every execution.
+    return case(*[(metric == slug, -1) for slug in _LOWER_IS_BETTER], else_=1)
 
 
 def _mcid_tenths(metric: Any) -> Any:
@@ -142,53 +145,53 @@ def _carry_over_statement(by_region: bool, by_metric: bool) -> Select[Any]:
     ).group_by(ranked.c.region, ranked.c.side, ranked.c.metric)
 
 
-def _side(side: str, by_region: bool, by_metric: bool) -> Any:
-    return (
-        select(
-            col(Rating.session_id),
-            col(Rating.started_at),
-            col(Rating.region),
-            col(Rating.metric),
-            tenths(col(Rating.before)).label("before"),
-            tenths(col(Rating.after)).label("after"),
-        )
-        .where(*_rating_filter(by_region, by_metric), col(Rating.side) == side)
-        .subquery(side)
-    )
-
-
 @lru_cache(maxsize=8)
 def _asymmetry_statement(by_region: bool, by_metric: bool) -> Select[Any]:
-    left = _side("left", by_region, by_metric)
-    right = _side("right", by_region, by_metric)
-    both_after = and_(left.c.after.is_not(None), right.c.after.is_not(None))
-    diff_before = left.c.before - right.c.before
+    # The left rating from the person's indexed range; its right partner looked up by the
+    # session (the primary key's first column), not from a second range joined to the first.
+    left = aliased(Rating, name="left_rating")
+    right = aliased(Rating, name="right_rating")
+    left_before, left_after = tenths(left.before), tenths(left.after)
+    right_before, right_after = tenths(right.before), tenths(right.after)
+    conditions = [
+        left.user_id == bindparam("person_id"),
+        left.started_at >= bindparam("start"),
+        left.started_at <= bindparam("end"),
+        left.side == "left",
+    ]
+    if by_region:
+        conditions.append(left.region == bindparam("region"))
+    if by_metric:
+        conditions.append(left.metric == bindparam("metric"))
+    both_after = and_(left.after.is_not(None), right.after.is_not(None))  # type: ignore[union-attr]
+    diff_before = left_before - right_before
     y = cast(diff_before, Float) / 10
-    x = cast(weeks_since_start(left.c.started_at), Float)
+    x = cast(weeks_since_start(left.started_at), Float)
     return (
         select(
-            left.c.region,
-            left.c.metric,
+            left.region,
+            left.metric,
             func.count(),
             func.sum(diff_before),
             func.sum(case((both_after, 1), else_=0)),
-            func.sum(case((both_after, left.c.after - right.c.after), else_=0)),
+            func.sum(case((both_after, left_after - right_after), else_=0)),
             func.sum(x),
             func.sum(y),
             func.sum(x * x),
             func.sum(x * y),
         )
-        .select_from(
-            left.join(
-                right,
-                and_(
-                    left.c.session_id == right.c.session_id,
-                    left.c.region == right.c.region,
-                    left.c.metric == right.c.metric,
-                ),
-            )
+        .select_from(left)
+        .join(
+            right,
+            and_(
+                right.session_id == left.session_id,
+                right.region == left.region,
+                right.metric == left.metric,
+                right.side == "right",
+            ),
         )
-        .group_by(left.c.region, left.c.metric)
+        .where(*conditions)
+        .group_by(left.region, left.metric)
     )
 
 
