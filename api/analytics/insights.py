@@ -26,7 +26,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Float, Integer, Select, and_, bindparam, case, cast, func, or_, select
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from api.analytics import insight_figures
@@ -147,52 +146,51 @@ def _carry_over_statement(by_region: bool, by_metric: bool) -> Select[Any]:
 
 @lru_cache(maxsize=8)
 def _asymmetry_statement(by_region: bool, by_metric: bool) -> Select[Any]:
-    # The left rating from the person's indexed range; its right partner looked up by the
-    # session (the primary key's first column), not from a second range joined to the first.
-    left = aliased(Rating, name="left_rating")
-    right = aliased(Rating, name="right_rating")
-    left_before, left_after = tenths(left.before), tenths(left.after)
-    right_before, right_after = tenths(right.before), tenths(right.after)
-    conditions = [
-        left.user_id == bindparam("person_id"),
-        left.started_at >= bindparam("start"),
-        left.started_at <= bindparam("end"),
-        left.side == "left",
-    ]
-    if by_region:
-        conditions.append(left.region == bindparam("region"))
-    if by_metric:
-        conditions.append(left.metric == bindparam("metric"))
-    both_after = and_(left.after.is_not(None), right.after.is_not(None))  # type: ignore[union-attr]
-    diff_before = left_before - right_before
-    y = cast(diff_before, Float) / 10
-    x = cast(weeks_since_start(left.started_at), Float)
-    return (
+    # Left and right are paired per session by grouping the session's ratings (a pivot): one
+    # scan of the person's indexed range. A self-join of the two sides was planned as a range
+    # scan per left rating by SQLite, or as a hash of everyone's right ratings by PostgreSQL.
+    side = col(Rating.side)
+    is_left, is_right = side == "left", side == "right"
+    before, after = tenths(col(Rating.before)), tenths(col(Rating.after))
+    sessions = (
         select(
-            left.region,
-            left.metric,
-            func.count(),
-            func.sum(diff_before),
-            func.sum(case((both_after, 1), else_=0)),
-            func.sum(case((both_after, left_after - right_after), else_=0)),
-            func.sum(x),
-            func.sum(y),
-            func.sum(x * x),
-            func.sum(x * y),
+            col(Rating.region),
+            col(Rating.metric),
+            col(Rating.started_at),
+            func.max(case((is_left, before))).label("left_before"),
+            func.max(case((is_right, before))).label("right_before"),
+            func.max(case((is_left, after))).label("left_after"),
+            func.max(case((is_right, after))).label("right_after"),
         )
-        .select_from(left)
-        .join(
-            right,
+        .where(*_rating_filter(by_region, by_metric), or_(is_left, is_right))
+        .group_by(
+            col(Rating.session_id), col(Rating.started_at), col(Rating.region), col(Rating.metric)
+        )
+        # `before` is never null: both sides were rated in this session
+        .having(
             and_(
-                right.session_id == left.session_id,
-                right.region == left.region,
-                right.metric == left.metric,
-                right.side == "right",
-            ),
+                func.max(case((is_left, before))).is_not(None),
+                func.max(case((is_right, before))).is_not(None),
+            )
         )
-        .where(*conditions)
-        .group_by(left.region, left.metric)
+        .subquery("sessions")
     )
+    both_after = and_(sessions.c.left_after.is_not(None), sessions.c.right_after.is_not(None))
+    diff_before = sessions.c.left_before - sessions.c.right_before
+    y = cast(diff_before, Float) / 10
+    x = cast(weeks_since_start(sessions.c.started_at), Float)
+    return select(
+        sessions.c.region,
+        sessions.c.metric,
+        func.count(),
+        func.sum(diff_before),
+        func.sum(case((both_after, 1), else_=0)),
+        func.sum(case((both_after, sessions.c.left_after - sessions.c.right_after), else_=0)),
+        func.sum(x),
+        func.sum(y),
+        func.sum(x * x),
+        func.sum(x * y),
+    ).group_by(sessions.c.region, sessions.c.metric)
 
 
 def _levels() -> tuple[Any, Any]:
@@ -239,7 +237,18 @@ def _what_works_statement(by_region: bool, by_metric: bool) -> Select[Any]:
             improvement.label("improvement"),
         )
         .select_from(Rating)
-        .join(ReleaseSession, col(ReleaseSession.id) == col(Rating.session_id))
+        .join(
+            ReleaseSession,
+            and_(
+                col(ReleaseSession.id) == col(Rating.session_id),
+                # Redundant for the result, but it bounds the sessions by the person's indexed
+                # range (ix_release_session_user_started): PostgreSQL would otherwise hash them
+                # all.
+                col(ReleaseSession.user_id) == bindparam("person_id"),
+                col(ReleaseSession.started_at) >= bindparam("start"),
+                col(ReleaseSession.started_at) <= bindparam("end"),
+            ),
+        )
         .where(*_rating_filter(by_region, by_metric), col(Rating.after).is_not(None))
         .subquery("pairs")
     )
