@@ -42,7 +42,7 @@ from models.user import User
 
 SAFETY_ITEMS = 100
 TEN_MINUTES_US = 10 * 60 * 1_000_000
-TWENTY_MINUTES_US = 20 * 60 * 1_000_000
+DURATION_LEVELS = ("under_10_min", "10_to_20_min", "20_min_or_more")  # by whole 10 minutes
 
 _LOWER_IS_BETTER = [metric.slug for metric in METRICS if metric.better == "lower"]
 _REGION_ORDER = {region.slug: index for index, region in enumerate(REGIONS)}
@@ -51,7 +51,7 @@ _METRIC_ORDER = {metric.slug: index for index, metric in enumerate(METRICS)}
 FACTOR_LEVELS: dict[str, tuple[str, ...]] = {
     "tool": TOOLS,
     "hydration": ("hydrated", "not_hydrated"),
-    "duration": ("under_10_min", "10_to_20_min", "20_min_or_more"),
+    "duration": DURATION_LEVELS,
 }
 
 
@@ -90,24 +90,33 @@ def _rating_filter(by_region: bool, by_metric: bool) -> list[Any]:
 
 @lru_cache(maxsize=8)
 def _carry_over_statement(by_region: bool, by_metric: bool) -> Select[Any]:
-    key = [col(Rating.region), col(Rating.side), col(Rating.metric)]
-    order = [col(Rating.started_at), col(Rating.session_id)]
-    before = tenths(col(Rating.before))
-    after = tenths(col(Rating.after))
-    instant = EpochMicroseconds(col(Rating.started_at))
-    rated = (
+    # The values first, computed once per rating; the windows then only read columns.
+    values = (
         select(
-            *key,
+            col(Rating.region),
+            col(Rating.side),
+            col(Rating.metric),
+            col(Rating.started_at),
+            col(Rating.session_id),
             _direction(col(Rating.metric)).label("direction"),
-            before.label("before"),
-            instant.label("instant"),
-            func.lag(before).over(partition_by=key, order_by=order).label("prev_before"),
-            func.lag(after).over(partition_by=key, order_by=order).label("prev_after"),
-            func.lag(instant).over(partition_by=key, order_by=order).label("prev_instant"),
+            tenths(col(Rating.before)).label("before"),
+            tenths(col(Rating.after)).label("after"),
+            EpochMicroseconds(col(Rating.started_at)).label("instant"),
         )
         .where(*_rating_filter(by_region, by_metric))
-        .subquery("rated")
+        .subquery("rating_values")
     )
+    key = [values.c.region, values.c.side, values.c.metric]
+    order = [values.c.started_at, values.c.session_id]
+    rated = select(
+        *key,
+        values.c.direction,
+        values.c.before,
+        values.c.instant,
+        func.lag(values.c.before).over(partition_by=key, order_by=order).label("prev_before"),
+        func.lag(values.c.after).over(partition_by=key, order_by=order).label("prev_after"),
+        func.lag(values.c.instant).over(partition_by=key, order_by=order).label("prev_instant"),
+    ).subquery("rated")
     intervals = (
         select(
             rated.c.region,
@@ -125,7 +134,11 @@ def _carry_over_statement(by_region: bool, by_metric: bool) -> Select[Any]:
     ranked = select(
         intervals,
         func.row_number().over(partition_by=interval_key, order_by=intervals.c.gap).label("rank"),
-        func.count().over(partition_by=interval_key).label("total"),
+        # The same window (partition and order) as the rank, over the whole partition: one
+        # sort for both.
+        func.count()
+        .over(partition_by=interval_key, order_by=intervals.c.gap, rows=(None, None))
+        .label("total"),
     ).subquery("ranked")
     # The median's one or two middle gaps: ranks (total + 1) / 2 and (total + 2) / 2, in
     # integer division (equal for an odd total).
@@ -211,12 +224,13 @@ def _levels() -> tuple[Any, Any]:
         else_=None,
     )
     ended_at = col(ReleaseSession.ended_at)
+    # Whole 10-minute steps of the exact duration (never negative: integer division floors on
+    # both databases): 0 = under 10 min, 1 = 10 to < 20, 2 or more = 20 min or more. One
+    # subtraction per pair instead of one per CASE branch.
     duration_us = EpochMicroseconds(ended_at) - EpochMicroseconds(col(ReleaseSession.started_at))
     duration = case(
         (ended_at.is_(None), None),  # type: ignore[union-attr]
-        (duration_us < TEN_MINUTES_US, "under_10_min"),
-        (duration_us < TWENTY_MINUTES_US, "10_to_20_min"),
-        else_="20_min_or_more",
+        else_=duration_us // TEN_MINUTES_US,
     )
     return hydration, duration
 
@@ -359,7 +373,12 @@ def what_works_statistics(
         region, side, metric, tool, hydration, duration, count, total, squares = row
         stats = insight_figures.LevelStats(int(count), int(total), int(squares))
         by_factor = result[MetricKey(region, side, metric)]
-        for factor, level in (("tool", tool), ("hydration", hydration), ("duration", duration)):
+        duration_level = None if duration is None else DURATION_LEVELS[min(int(duration), 2)]
+        for factor, level in (
+            ("tool", tool),
+            ("hydration", hydration),
+            ("duration", duration_level),
+        ):
             if level is not None:
                 by_factor[factor][level] += stats
     return result
