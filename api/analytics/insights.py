@@ -1,20 +1,21 @@
 """Insights: the SQL half. The database orders, pairs, groups and sums; insight_figures publishes.
 
 Every statement reads one person's ratings over the period through the (user_id, started_at)
-index of `rating` (ix_rating_user_started), joining `release_session` by primary key where a
-session's own fields matter. Values are compared and summed in integer tenths
-(CAST(ROUND(value * 10) AS INTEGER): ratings and water amounts carry at most one decimal), and
-durations and gaps in integer microseconds, so every threshold is exact on SQLite and
-PostgreSQL alike. Four statements:
+index of `rating` (ix_rating_user_started); what works joins `release_session` by id, bounded
+by the same person and period (ix_release_session_user_started). Values are compared and
+summed in integer tenths (CAST(ROUND(value * 10) AS INTEGER): ratings and water amounts carry
+at most one decimal), and durations and gaps in integer microseconds, so every threshold is
+exact on SQLite and PostgreSQL alike. Four statements:
 
 - carry-over: LAG over each (region, side, metric) ordered by started_at then session id gives
-  consecutive ratings; the intervals are summed, and their median gap is picked in SQL with
-  ROW_NUMBER and COUNT over the same partition (both databases have them; no gap leaves SQL);
-- asymmetry: left and right ratings of the same session joined, differences summed per
-  (region, metric) with the sums of a least-squares line;
-- what works: pairs with their session's tool, hydration and duration levels, grouped by all
-  three; the pure layer adds the groups up per factor and level (so "rest" = factor total -
-  level, exact in integers);
+  consecutive ratings; the intervals are summed, and their median gap is computed in SQL: the
+  middle one or two gaps by ROW_NUMBER and COUNT over the same window (both databases have
+  them, so no gap is loaded into Python);
+- asymmetry: the left and right rating of each session paired (grouped per session, region and
+  metric), differences summed per (region, metric) with the sums of a least-squares line;
+- what works: pairs with their session's tool, hydration and duration levels, counted and
+  summed (improvement and its square) per combination of the three; the pure layer adds the
+  groups up per factor and level, and "rest" = factor total - level (exact, in integers);
 - safety: the worse ratings, newest first, at most 100, and their distinct sessions counted.
 """
 
