@@ -415,8 +415,9 @@ def test_what_works_hand_computed(client, alice):
 
 
 def test_what_works_with_no_spread_has_both_bounds_at_the_difference(client, alice):
-    # Mobility (higher is better): ball +2, +2, +2; hands +1, +1, +1.5 then hands... keep
-    # both groups constant: hands +1, +1, +1. se = 0: bounds = difference = 1: better.
+    # Mobility (higher is better): ball +2, +2, +2 (5.1 -> 7.1 is +2.0 exactly, though
+    # 1.9999999999999996 in floats); hands +1, +1, +1. No spread: se = 0, both bounds =
+    # the difference: ball +1 (better), hands -1 (worse).
     for index, (tool, before, after) in enumerate(
         [("ball", 3, 5), ("ball", 4, 6), ("ball", 5.1, 7.1), ("hands", 3, 4)]
         + [("hands", 2, 3)] * 2
