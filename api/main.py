@@ -29,6 +29,7 @@ from api.routes import (
     coaching,
     exports,
     health,
+    insights,
     metrics,
     pages,
     sessions,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (
         sessions,
         summaries,
+        insights,
         clients,
         auth,
         health,
