@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, and_, bindparam, case, cast, func, or_, select
+from sqlalchemy import Float, Select, and_, bindparam, case, cast, func, or_, select
 from sqlmodel import Session, col
 
 from api.analytics import insight_figures
@@ -34,6 +34,7 @@ from api.analytics.figures import SlopeStats
 from api.analytics.local_dates import EpochMicroseconds, weeks_since_start
 from api.analytics.periods import SummaryQuery, resolve_period
 from api.analytics.summaries import HYDRATED_ML
+from api.analytics.thresholds import direction, improvement_tenths, tenths, worse
 from api.errors import NotFound
 from models.base import utc_now
 from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES, TOOLS
@@ -59,23 +60,6 @@ FACTOR_LEVELS: dict[str, tuple[str, ...]] = {
 # --- SQL: sufficient statistics ----------------------------------------------------------
 
 
-def tenths(value: Any) -> Any:
-    """SQL: a one-decimal value as an exact integer number of tenths."""
-    return cast(func.round(value * 10), Integer)
-
-
-def _direction(metric: Any) -> Any:
-    """SQL: +1 where higher is better, -1 where lower is better."""
-    # One branch per lower-is-better metric: an IN list would be an "expanding" parameter,
-    # compiled again on every execution.
-    return case(*[(metric == slug, -1) for slug in _LOWER_IS_BETTER], else_=1)
-
-
-def _mcid_tenths(metric: Any) -> Any:
-    """SQL: the metric's mcid_abs in tenths (the catalog's are whole numbers)."""
-    return case(*[(metric == item.slug, round(item.mcid_abs * 10)) for item in METRICS], else_=None)
-
-
 def _rating_filter(by_region: bool, by_metric: bool) -> list[Any]:
     conditions = [
         col(Rating.user_id) == bindparam("person_id"),
@@ -99,7 +83,7 @@ def _carry_over_statement(by_region: bool, by_metric: bool) -> Select[Any]:
             col(Rating.metric),
             col(Rating.started_at),
             col(Rating.session_id),
-            _direction(col(Rating.metric)).label("direction"),
+            direction(col(Rating.metric)).label("direction"),
             tenths(col(Rating.before)).label("before"),
             tenths(col(Rating.after)).label("after"),
             EpochMicroseconds(col(Rating.started_at)).label("instant"),
@@ -239,7 +223,7 @@ def _levels() -> tuple[Any, Any]:
 @lru_cache(maxsize=8)
 def _what_works_statement(by_region: bool, by_metric: bool) -> Select[Any]:
     metric = col(Rating.metric)
-    improvement = _direction(metric) * (tenths(col(Rating.after)) - tenths(col(Rating.before)))
+    improvement = improvement_tenths(metric, col(Rating.before), col(Rating.after))
     hydration, duration = _levels()
     pairs = (
         select(
@@ -284,9 +268,7 @@ def _what_works_statement(by_region: bool, by_metric: bool) -> Select[Any]:
 
 
 def _worse() -> Any:
-    metric = col(Rating.metric)
-    improvement = _direction(metric) * (tenths(col(Rating.after)) - tenths(col(Rating.before)))
-    return and_(col(Rating.after).is_not(None), improvement <= -_mcid_tenths(metric))
+    return worse(col(Rating.metric), col(Rating.before), col(Rating.after))
 
 
 @lru_cache(maxsize=8)
@@ -300,10 +282,9 @@ def _safety_items_statement(by_region: bool, by_metric: bool) -> Select[Any]:
             col(Rating.metric),
             col(Rating.before),
             col(Rating.after),
-            (
-                _direction(col(Rating.metric))
-                * (tenths(col(Rating.before)) - tenths(col(Rating.after)))
-            ).label("worsening"),
+            (-improvement_tenths(col(Rating.metric), col(Rating.before), col(Rating.after))).label(
+                "worsening"
+            ),
         )
         .where(*_rating_filter(by_region, by_metric), _worse())
         .order_by(

@@ -21,10 +21,16 @@ def tenths(value: Any) -> Any:
     return cast(func.round(value * _constant(10)), Integer)
 
 
+def direction(metric: Any) -> Any:
+    """SQL: +1 where higher is better, -1 where lower is better."""
+    # One branch per lower-is-better metric: an IN list would be an "expanding" parameter,
+    # compiled again on every execution.
+    return case(*[(metric == slug, _constant(-1)) for slug in _LOWER_IS_BETTER], else_=_constant(1))
+
+
 def improvement_tenths(metric: Any, before: Any, after: Any) -> Any:
     """SQL: (after - before) in tenths, signed so that positive is better."""
-    before_t, after_t = tenths(before), tenths(after)
-    return case((metric.in_(_LOWER_IS_BETTER), before_t - after_t), else_=after_t - before_t)
+    return direction(metric) * (tenths(after) - tenths(before))
 
 
 def _constant(value: int) -> Any:
