@@ -578,3 +578,10 @@ def test_hydrated_is_exactly_300_ml_or_more(client, alice):
     hydration = summary(client, alice, **period)["hydration"]
     assert (hydration["sessions_with_water"], hydration["hydrated_sessions"]) == (4, 2)
     assert hydration["hydrated_rate"] == 0.5
+
+
+def test_nobody_reads_their_own_summary_as_their_client(client, alice):
+    # /v1/clients/{id}/... is a coach's view: one's own id is 404 like any id without a grant.
+    response = client.get(f"/v1/clients/{alice.id}/summary", headers=alice.headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"

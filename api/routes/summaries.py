@@ -11,7 +11,7 @@ from api.analytics.periods import SummaryQuery
 from api.deps import CallerDep, SessionDep, SummariesReader
 from api.openapi import problem_responses
 from api.responses import model_json
-from api.services.access import readable_person
+from api.services.access import readable_client
 from models.catalog import MetricSlug, RegionSlug
 from models.summary import Bucket, Summary
 from models.timestamps import RANGE, Timestamp
@@ -77,5 +77,5 @@ def own_summary(caller: SummariesReader, db: SessionDep, query: SummaryQueryDep)
 def client_summary(
     client_id: uuid.UUID, caller: CallerDep, db: SessionDep, query: SummaryQueryDep
 ) -> Response:
-    person_id = readable_person(db, caller, client_id, "summaries:read")
+    person_id = readable_client(db, caller, client_id, "summaries:read")
     return model_json(summaries.summarize(db, person_id, query))

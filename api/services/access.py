@@ -57,3 +57,13 @@ def readable_person(
     if "clients:read" in caller.scopes and has_live_grant(db, caller.user_id, person_id):
         return person_id
     raise NotFound("No such client.")
+
+
+def readable_client(db: Session, caller: Caller, client_id: uuid.UUID, scope: str) -> uuid.UUID:
+    """The coach's summary door: like readable_person, but one's own id is 404 too (nobody is
+    their own client); a credential without `clients:read` finds no client (404), as this
+    path has always answered."""
+    if client_id == caller.user_id:
+        require_scope(caller, scope)
+        raise NotFound("No such client.")
+    return readable_person(db, caller, client_id, scope)
