@@ -23,12 +23,15 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.analytics.periods import SummaryQuery
 from api.config import Settings
 from api.errors import Forbidden, Unauthorized
 from api.services import accounts
 from api.services.access import Caller, require_scope
 from api.state import AppState, app_state
+from models.catalog import MetricSlug, RegionSlug
 from models.timestamps import Timestamp
+from models.user import TimeZoneName
 
 # Declared as HTTP bearer (not OAuth2): the schema then says exactly which header carries the
 # credential, so contract fuzzing can strip or forge it to prove that auth is enforced.
@@ -159,6 +162,28 @@ StartedTo = Annotated[
     Timestamp | None,
     Query(alias="to", description="Sessions with `started_at` at or before this instant."),
 ]
+
+
+def period_query(
+    started_from: Annotated[
+        Timestamp | None,
+        Query(alias="from", description="RFC 3339 with an offset; default `to` - 90 days."),
+    ] = None,
+    started_to: Annotated[
+        Timestamp | None, Query(alias="to", description="RFC 3339 with an offset; default now.")
+    ] = None,
+    tz: Annotated[
+        TimeZoneName | None, Query(description="IANA time zone; default the account's.")
+    ] = None,
+    region: RegionSlug | None = None,
+    metric: MetricSlug | None = None,
+) -> SummaryQuery:
+    """The period and filters of summaries and insights (api/analytics/periods.py)."""
+    return SummaryQuery(started_from, started_to, tz, "week", region, metric)
+
+
+PeriodQueryDep = Annotated[SummaryQuery, Depends(period_query)]
+
 # Every list: `?limit=` 1..200 (default 50) and the opaque `?cursor=` of the previous page.
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1..200.")]
 Cursor = Annotated[

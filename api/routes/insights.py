@@ -1,21 +1,17 @@
 """Insights: the caller's own, and a coach's view of a client's."""
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api.analytics import insights
-from api.analytics.periods import SummaryQuery
-from api.deps import CallerDep, SessionDep, SummariesReader
+from api.deps import CallerDep, PeriodQueryDep, SessionDep, SummariesReader
 from api.openapi import problem_responses
 from api.responses import model_json
 from api.services.access import readable_person
-from models.catalog import MetricSlug, RegionSlug
 from models.insights import Insights
-from models.timestamps import RANGE, Timestamp
-from models.user import TimeZoneName
+from models.timestamps import RANGE
 
 router = APIRouter(tags=["insights"])
 
@@ -39,24 +35,8 @@ Insights section of the API for every definition. Notes where the contract leave
 """
 
 
-def insights_query(
-    started_from: Annotated[
-        Timestamp | None,
-        Query(alias="from", description="RFC 3339 with an offset; default `to` - 90 days."),
-    ] = None,
-    started_to: Annotated[
-        Timestamp | None, Query(alias="to", description="RFC 3339 with an offset; default now.")
-    ] = None,
-    tz: Annotated[
-        TimeZoneName | None, Query(description="IANA time zone; default the account's.")
-    ] = None,
-    region: RegionSlug | None = None,
-    metric: MetricSlug | None = None,
-) -> SummaryQuery:
-    return SummaryQuery(started_from, started_to, tz, "week", region, metric)
-
-
-InsightsQueryDep = Annotated[SummaryQuery, Depends(insights_query)]
+# The summary's period, region and metric (its `bucket` means nothing here).
+InsightsQueryDep = PeriodQueryDep
 
 
 @router.get(

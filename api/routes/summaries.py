@@ -1,6 +1,7 @@
 """Summaries: the caller's own, and a coach's view of a client's."""
 
 import uuid
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -8,14 +9,12 @@ from fastapi.responses import Response
 
 from api.analytics import summaries
 from api.analytics.periods import SummaryQuery
-from api.deps import CallerDep, SessionDep, SummariesReader
+from api.deps import CallerDep, PeriodQueryDep, SessionDep, SummariesReader
 from api.openapi import problem_responses
 from api.responses import model_json
 from api.services.access import readable_client
-from models.catalog import MetricSlug, RegionSlug
 from models.summary import Bucket, Summary
-from models.timestamps import RANGE, Timestamp
-from models.user import TimeZoneName
+from models.timestamps import RANGE
 
 router = APIRouter(tags=["summaries"])
 
@@ -36,21 +35,10 @@ for every definition. Notes where the contract leaves room:
 
 
 def summary_query(
-    started_from: Annotated[
-        Timestamp | None,
-        Query(alias="from", description="RFC 3339 with an offset; default `to` - 90 days."),
-    ] = None,
-    started_to: Annotated[
-        Timestamp | None, Query(alias="to", description="RFC 3339 with an offset; default now.")
-    ] = None,
-    tz: Annotated[
-        TimeZoneName | None, Query(description="IANA time zone; default the account's.")
-    ] = None,
+    period: PeriodQueryDep,
     bucket: Annotated[Bucket, Query(description="Series buckets (ISO weeks).")] = "week",
-    region: RegionSlug | None = None,
-    metric: MetricSlug | None = None,
 ) -> SummaryQuery:
-    return SummaryQuery(started_from, started_to, tz, bucket, region, metric)
+    return replace(period, bucket=bucket)
 
 
 SummaryQueryDep = Annotated[SummaryQuery, Depends(summary_query)]
