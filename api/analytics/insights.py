@@ -32,15 +32,13 @@ from sqlmodel import Session, col
 from api.analytics import insight_figures
 from api.analytics.figures import SlopeStats
 from api.analytics.local_dates import EpochMicroseconds, weeks_since_start
-from api.analytics.periods import SummaryQuery, resolve_period
+from api.analytics.periods import SummaryQuery, person_period
 from api.analytics.summaries import HYDRATED_ML
 from api.analytics.thresholds import direction, improvement_tenths, tenths, worse
-from api.errors import NotFound
 from models.base import utc_now
 from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES, TOOLS
 from models.insights import Insights
 from models.release_session import Rating, ReleaseSession
-from models.user import User
 
 SAFETY_ITEMS = 100
 TEN_MINUTES_US = 10 * 60 * 1_000_000
@@ -301,9 +299,6 @@ def _flagged_sessions_statement(by_region: bool, by_metric: bool) -> Select[Any]
     )
 
 
-_TIMEZONE = select(col(User.timezone)).where(col(User.id) == bindparam("person_id"))
-
-
 @dataclass(frozen=True)
 class MetricKey:
     region: str
@@ -418,10 +413,7 @@ def insights(
     db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
 ) -> Insights:
     """The insights of one person's sessions over a period (see the API's Insights)."""
-    account_tz = db.connection().execute(_TIMEZONE, {"person_id": person_id}).scalar()
-    if account_tz is None:
-        raise NotFound("No such person.")
-    period = resolve_period(query, account_tz, now or utc_now())
+    period = person_period(db, person_id, query, now or utc_now())
     by_region, by_metric = query.region is not None, query.metric is not None
     parameters = {
         "person_id": person_id,

@@ -1,13 +1,17 @@
 """The period a figure covers: the query's `from`/`to`/`tz`/`bucket`, the contract's defaults
 and limits, resolved once for summaries and whatever else publishes figures over a period."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam, select
+from sqlmodel import Session, col
+
 from api.analytics.local_dates import utc
-from api.errors import Unprocessable
+from api.errors import NotFound, Unprocessable
 from models.timestamps import EARLIEST
-from models.user import check_timezone
+from models.user import User, check_timezone
 
 DEFAULT_PERIOD = timedelta(days=90)
 MAX_PERIOD = timedelta(days=3653)  # 10 years: bounds every query and CASE
@@ -64,3 +68,15 @@ def resolve_period(query: SummaryQuery, account_tz: str, now: datetime) -> Perio
     except ValueError as error:
         raise _invalid("tz", str(error)) from None
     return Period(start, end, tz, query.bucket)
+
+
+_TIMEZONE = select(col(User.timezone)).where(col(User.id) == bindparam("person_id"))
+
+
+def person_period(db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime) -> Period:
+    """The period of `query` for this person (their time zone is the default); 404 when the
+    person is gone. The one prologue of summaries and insights."""
+    account_tz = db.connection().execute(_TIMEZONE, {"person_id": person_id}).scalar()
+    if account_tz is None:
+        raise NotFound("No such person.")
+    return resolve_period(query, account_tz, now)

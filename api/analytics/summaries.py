@@ -26,8 +26,7 @@ from api.analytics.local_dates import (
     day_expression,
     weeks_since_start,
 )
-from api.analytics.periods import Period, SummaryQuery, resolve_period
-from api.errors import NotFound
+from api.analytics.periods import Period, SummaryQuery, person_period
 from models.base import utc_now
 from models.catalog import METRICS, METRICS_BY_SLUG, REGIONS, SIDES
 from models.release_session import Rating, ReleaseSession
@@ -38,7 +37,6 @@ from models.summary import (
     Summary,
     SummaryPeriod,
 )
-from models.user import User
 
 HYDRATED_ML = 300
 
@@ -190,7 +188,6 @@ def _session_statistics_columns() -> list[Any]:
 
 # Built once: these expressions depend on nothing but the tables and the catalog.
 _SESSION_STATISTICS = _session_statistics_columns()
-_TIMEZONE = select(col(User.timezone)).where(col(User.id) == bindparam("person_id"))
 _RESPONDER = _responder(col(Rating.before), col(Rating.after)).label("responder")
 
 
@@ -297,10 +294,7 @@ def summarize(
     db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
 ) -> Summary:
     """The summary of one person's sessions over a period (see the API's Summaries)."""
-    account_tz = db.connection().execute(_TIMEZONE, {"person_id": person_id}).scalar()
-    if account_tz is None:
-        raise NotFound("No such person.")
-    period = resolve_period(query, account_tz, now or utc_now())
+    period = person_period(db, person_id, query, now or utc_now())
     calendar = LocalCalendar(ZoneInfo(period.tz), period.start, period.end)
     starts = bucket_starts(calendar.first_date, calendar.last_date, period.bucket)
 
