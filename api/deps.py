@@ -16,6 +16,7 @@ key answer 401 on each.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -164,7 +165,7 @@ StartedTo = Annotated[
 ]
 
 
-def period_query(
+def time_period(
     started_from: Annotated[
         Timestamp | None,
         Query(alias="from", description="RFC 3339 with an offset; default `to` - 90 days."),
@@ -175,11 +176,19 @@ def period_query(
     tz: Annotated[
         TimeZoneName | None, Query(description="IANA time zone; default the account's.")
     ] = None,
-    region: RegionSlug | None = None,
-    metric: MetricSlug | None = None,
+) -> SummaryQuery:
+    """A period: `from`, `to` and `tz` (reports; summaries and insights add filters)."""
+    return SummaryQuery(started_from, started_to, tz)
+
+
+TimePeriodDep = Annotated[SummaryQuery, Depends(time_period)]
+
+
+def period_query(
+    period: TimePeriodDep, region: RegionSlug | None = None, metric: MetricSlug | None = None
 ) -> SummaryQuery:
     """The period and filters of summaries and insights (api/analytics/periods.py)."""
-    return SummaryQuery(started_from, started_to, tz, "week", region, metric)
+    return replace(period, region=region, metric=metric)
 
 
 PeriodQueryDep = Annotated[SummaryQuery, Depends(period_query)]

@@ -114,3 +114,6 @@ def configure_logging(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     root.setLevel(level)
+    # WeasyPrint (the report's PDF) narrates every step at INFO, and fontTools its subsetting.
+    for chatty in ("weasyprint.progress", "fontTools"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -32,6 +32,7 @@ from api.routes import (
     insights,
     metrics,
     pages,
+    reports,
     sessions,
     summaries,
     webhooks,
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports,
         metrics,
         pages,
+        reports,
     )
     for module in routers:
         app.include_router(module.router)

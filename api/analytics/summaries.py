@@ -8,7 +8,7 @@ the streaks). No person's rows are loaded into Python.
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -290,10 +290,26 @@ def _metric_summary(
     }
 
 
+@dataclass(frozen=True)
+class SummaryWithDays:
+    """The summary, and the local dates with a session that its adherence counts (the
+    report's calendar)."""
+
+    summary: Summary
+    active_dates: list[date]
+
+
 def summarize(
     db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
 ) -> Summary:
     """The summary of one person's sessions over a period (see the API's Summaries)."""
+    return summarize_with_days(db, person_id, query, now).summary
+
+
+def summarize_with_days(
+    db: Session, person_id: uuid.UUID, query: SummaryQuery, now: datetime | None = None
+) -> SummaryWithDays:
+    """`summarize`, keeping the active local dates it computed."""
     period = person_period(db, person_id, query, now or utc_now())
     calendar = LocalCalendar(ZoneInfo(period.tz), period.start, period.end)
     starts = bucket_starts(calendar.first_date, calendar.last_date, period.bucket)
@@ -331,7 +347,7 @@ def summarize(
             _METRIC_ORDER.get(key.metric, 9),
         ),
     )
-    return Summary(
+    summary = Summary(
         period=SummaryPeriod(from_=period.start, to=period.end, tz=period.tz, bucket=period.bucket),  # type: ignore[arg-type]
         adherence=Adherence(
             sessions=adherence.sessions,
@@ -353,3 +369,5 @@ def summarize(
             [_metric_summary(key, statistics[key], starts, period) for key in ordered]
         ),
     )
+    active_dates = [calendar.first_date + timedelta(days=day) for day in sorted(days)]
+    return SummaryWithDays(summary, active_dates)

@@ -1,0 +1,116 @@
+"""The report as HTML (Jinja2, autoescaped) and as PDF (WeasyPrint, the same HTML, no browser).
+
+Numbers are printed as /v1/summary and /v1/insights publish them (`number`); rates may be
+shown as percentages with one decimal (`percent`: 0.667 -> 66.7 %).
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+import weasyprint
+
+from api.analytics.report import ReportFigures
+from api.reports import charts
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "reports"
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+
+
+NONE = "\u2013"  # an en dash for a null figure
+
+
+def number(value: float | int | None) -> str:
+    """A figure exactly as the JSON publishes it; a dash for null."""
+    if value is None:
+        return NONE
+    return str(value)
+
+
+def percent(rate: float | None) -> str:
+    """A rate as a percentage with one decimal (0.667 -> '66.7 %')."""
+    if rate is None:
+        return NONE
+    return f"{rate * 100:.1f} %"
+
+
+def long_date(day: date) -> str:
+    return f"{day.day} {_MONTH_NAMES[day.month - 1]} {day.year}"
+
+
+@dataclass(frozen=True)
+class MonthRow:
+    month: str
+    days: int
+    active: int
+
+
+def _month_rows(first: date, last: date, active: list[date]) -> list[MonthRow]:
+    """Days in the period and days with a session, per month (the calendar's table)."""
+    days: Counter[tuple[int, int]] = Counter()
+    for ordinal in range(first.toordinal(), last.toordinal() + 1):
+        day = date.fromordinal(ordinal)
+        days[(day.year, day.month)] += 1
+    sessions = Counter((day.year, day.month) for day in active)
+    return [
+        MonthRow(f"{_MONTH_NAMES[month - 1]} {year}", count, sessions[(year, month)])
+        for (year, month), count in days.items()
+    ]
+
+
+def render_html(report: ReportFigures) -> str:
+    summary = report.summary
+    zone = ZoneInfo(summary.period.tz)
+    first = summary.period.from_.astimezone(zone).date()
+    last = summary.period.to.astimezone(zone).date()
+
+    def local(instant: datetime) -> str:
+        moment = instant.astimezone(zone)
+        return f"{long_date(moment.date())}, {moment:%H:%M}"
+
+    def instant(moment: datetime) -> str:
+        return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    template = _environment.get_template("report.html")
+    return template.render(
+        report=report,
+        summary=summary,
+        insights=report.insights,
+        first=first,
+        last=last,
+        made_at=local(report.made_at),
+        local=local,
+        instant=instant,
+        long_date=long_date,
+        number=number,
+        percent=percent,
+        charts=charts,
+        weekly_charts=[charts.weekly_chart(metric) for metric in summary.metrics],
+        calendars=charts.calendar_charts(first, last, report.active_dates),
+        months=_month_rows(first, last, report.active_dates),
+        asymmetry_chart=charts.asymmetry_chart(report.insights.asymmetry),
+        what_works=charts.what_works_groups(report.insights.what_works),
+    )
+
+
+def _no_fetch(url: str, *_: object, **__: object) -> dict[str, object]:
+    # The page has no external resource; should one ever appear, it is not fetched.
+    raise ValueError(f"the report fetches nothing ({url[:40]})")
+
+
+def render_pdf(html: str) -> bytes:
+    """The same page as an A4 PDF with selectable text, by WeasyPrint (no browser)."""
+    return weasyprint.HTML(string=html, url_fetcher=_no_fetch).write_pdf()
