@@ -27,6 +27,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     DATABASE_URL=sqlite:////app/data/releaselog.db \
     PORT=8000 \
     WORKERS=2
+# The report's PDF (WeasyPrint) draws text with Pango and HarfBuzz, and needs a font: the
+# same system libraries the README names. Debian's security updates are wanted, so the
+# versions come from the base image's release rather than a pin.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 releaselog \
     && useradd --system --uid 10001 --gid releaselog --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin releaselog \

@@ -341,12 +341,12 @@ ZONES = ["UTC", "Etc/GMT-14", "Etc/GMT+12", "America/Sitka", "Asia/Manila", "Ame
     tz=st.sampled_from(ZONES),
     bucket=st.sampled_from(["day", "week", "month"]),
     coach=st.booleans(),
-    path=st.sampled_from(["summary", "insights"]),
+    path=st.sampled_from(["summary", "insights", "report.html"]),
 )
 def test_a_summary_with_any_from_or_to_is_200_or_422(
     people, client, sent, span_days, role, tz, bucket, coach, path
 ):
-    """Summaries and insights: the same period rules."""
+    """Summaries, insights and the report page: the same period rules."""
     viewer, base = _viewer(people, coach)
     # `from` alone: `to` is now, a period longer than 10 years unless `from` is recent.
     params = {"from": sent, "to": sent.shifted(timedelta(days=span_days))}
@@ -371,6 +371,10 @@ def test_a_summary_with_any_from_or_to_is_200_or_422(
     if role == "from":  # whether the period to now is short enough is the period rules' affair
         return
     assert response.status_code == 200, response.text
+    if path == "report.html":  # the page names its period's end, to the second
+        shown = params["to"].instant.isoformat(timespec="seconds").replace("+00:00", "Z")
+        assert f" to {shown} " in response.text
+        return
     period = response.json()["period"]
     assert _utc(period["to"]) == params["to"].instant
     start = _utc(period["from"])

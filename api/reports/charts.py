@@ -369,8 +369,7 @@ def what_works_chart(entries: Sequence[WhatWorks]) -> ForestChart:
             low=round(zero + entry.ci95_low * per_unit, 2),
             high=round(zero + entry.ci95_high * per_unit, 2),
             point=round(zero + entry.difference * per_unit, 2),
-            label=f"{level_name(entry.factor, entry.level)}: {entry.difference} "
-            f"({entry.ci95_low} to {entry.ci95_high})",
+            label=level_name(entry.factor, entry.level),
             verdict=entry.verdict,
         )
         for index, entry in enumerate(entries)

@@ -51,6 +51,10 @@ def long_date(day: date) -> str:
     return f"{day.day} {_MONTH_NAMES[day.month - 1]} {day.year}"
 
 
+def medium_date(day: date) -> str:
+    return f"{charts.short_date(day)} {day.year}"
+
+
 @dataclass(frozen=True)
 class MonthRow:
     month: str
@@ -95,6 +99,7 @@ def render_html(report: ReportFigures) -> str:
         local=local,
         instant=instant,
         long_date=long_date,
+        medium_date=medium_date,
         number=number,
         percent=percent,
         charts=charts,

@@ -82,7 +82,7 @@ def report_response(
 
 @router.get(
     "/v1/report.html",
-    response_class=HTMLResponse,
+    response_class=Response,
     responses={**HTML_REPORT, **REPORT_ERRORS},
     summary="The caller's report as a page with charts",
     description=REPORT_DESCRIPTION + HTML_NOTE,
@@ -104,7 +104,7 @@ def own_report_pdf(caller: ReportReader, db: BriefSessionDep, query: TimePeriodD
 
 @router.get(
     "/v1/clients/{client_id}/report.html",
-    response_class=HTMLResponse,
+    response_class=Response,
     responses={**HTML_REPORT, **REPORT_ERRORS},
     summary="A client's report as a page with charts (coach, read-only)",
     description=REPORT_DESCRIPTION + HTML_NOTE + COACH_NOTE,
