@@ -55,7 +55,10 @@ class Point:
 
 @dataclass
 class WeeklyChart:
-    """Mean before and mean after per week, one line each (a gap where a week has none)."""
+    """Mean before and mean after per week, one line each (a gap where a week has none).
+
+    Lines, markers and grid are a few paths rather than an element per point: the PDF
+    renderer draws every SVG element in Python, and a year of weeks is hundreds of them."""
 
     width: int
     height: int
@@ -65,8 +68,35 @@ class WeeklyChart:
     bottom: float
     y_ticks: list[Tick]
     x_ticks: list[Tick]
-    before: list[list[Point]]
-    after: list[list[Point]]
+    before_lines: list[str]
+    after_lines: list[str]
+    before_markers: str
+    after_markers: str
+
+    @property
+    def grid(self) -> str:
+        return "".join(f"M{self.left} {tick.position}H{self.right}" for tick in self.y_ticks)
+
+
+MARKERS_UP_TO = 27  # weeks; a longer series marks only the weeks that stand alone
+
+
+def _polylines(segments: list[list[Point]]) -> list[str]:
+    return [" ".join(f"{p.x},{p.y}" for p in segment) for segment in segments if len(segment) > 1]
+
+
+def _marked(segments: list[list[Point]], count: int) -> list[Point]:
+    if count <= MARKERS_UP_TO:
+        return [point for segment in segments for point in segment]
+    return [segment[0] for segment in segments if len(segment) == 1]
+
+
+def _circles(points: list[Point]) -> str:
+    return "".join(f"M{p.x - 3} {p.y}a3 3 0 1 0 6 0a3 3 0 1 0 -6 0" for p in points)
+
+
+def _squares(points: list[Point]) -> str:
+    return "".join(f"M{p.x - 3} {p.y - 3}h6v6h-6z" for p in points)
 
 
 def _y_range(metric_slug: str, values: Sequence[float]) -> tuple[float, float]:
@@ -130,9 +160,14 @@ def weekly_chart(metric: MetricSummary) -> WeeklyChart:
         for index, point in enumerate(metric.series)
         if index % every == 0
     ]
+    before, after = line("mean_before"), line("mean_after")
+    count = len(metric.series)
     return WeeklyChart(
-        width, height, left, right, top, bottom, y_ticks, x_ticks, line("mean_before"),
-        line("mean_after"),
+        width, height, left, right, top, bottom, y_ticks, x_ticks,
+        before_lines=_polylines(before),
+        after_lines=_polylines(after),
+        before_markers=_circles(_marked(before, count)),
+        after_markers=_squares(_marked(after, count)),
     )  # fmt: skip
 
 
@@ -156,6 +191,12 @@ class CalendarChart:
     months: list[Tick]
     active_count: int = 0
     weekdays: list[Tick] = field(default_factory=list)
+
+    def squares(self, active: bool) -> str:
+        """One path of the days with (or without) a session."""
+        return "".join(
+            f"M{day.x} {day.y}h{CELL}v{CELL}h-{CELL}z" for day in self.days if day.active == active
+        )
 
 
 CELL = 13

@@ -7,6 +7,7 @@ shown as percentages with one decimal (`percent`: 0.667 -> 66.7 %).
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import groupby
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ import weasyprint
 
 from api.analytics.report import ReportFigures
 from api.reports import charts
+from models.insights import SafetyItem
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "reports"
 _environment = jinja2.Environment(
@@ -75,6 +77,11 @@ def _month_rows(first: date, last: date, active: list[date]) -> list[MonthRow]:
     ]
 
 
+def _by_session(items: list[SafetyItem]) -> list[list[SafetyItem]]:
+    """The safety items (ordered by session) as one list per session."""
+    return [list(group) for _, group in groupby(items, key=lambda item: item.session_id)]
+
+
 def render_html(report: ReportFigures) -> str:
     summary = report.summary
     zone = ZoneInfo(summary.period.tz)
@@ -108,6 +115,7 @@ def render_html(report: ReportFigures) -> str:
         months=_month_rows(first, last, report.active_dates),
         asymmetry_chart=charts.asymmetry_chart(report.insights.asymmetry),
         what_works=charts.what_works_groups(report.insights.what_works),
+        safety_sessions=_by_session(report.insights.safety.items),
     )
 
 
