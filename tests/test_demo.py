@@ -127,6 +127,18 @@ def test_a_second_run_changes_nothing(app: FastAPI) -> None:
     assert _row_counts(engine) == before
 
 
+def test_a_second_run_respects_a_revoked_grant(app: FastAPI, client: TestClient) -> None:
+    engine = _engine(app)
+    fill_demo(engine, utc_now())
+    ana = _headers(client, ANA.email)
+    grant = client.get("/v1/grants", headers=ana).json()["items"][0]
+    assert client.delete(f"/v1/grants/{grant['id']}", headers=ana).status_code == 204
+    before = _row_counts(engine)
+    assert not fill_demo(engine, utc_now()).changed
+    assert _row_counts(engine) == before
+    assert client.get("/v1/grants", headers=ana).json()["items"] == []
+
+
 def test_an_account_the_demo_did_not_make_is_refused(app: FastAPI, client: TestClient) -> None:
     registered = client.post(
         "/v1/auth/register",

@@ -23,9 +23,10 @@ email). An account registered through the API gets a random uuid4 id, which nobo
 so an account with one of the demo emails and any other id was not made by the demo, and
 fill_demo refuses (DemoRefused) before writing anything. This needs no column of its own.
 
-Running it again changes nothing: accounts that exist are kept, a live grant is not made
-twice, and a client who has any session (or tombstone) gets no new ones. A client's sessions
-are written in one transaction, so a run that stopped half-way is completed by the next.
+Running it again changes nothing: accounts that exist are kept, a client who ever granted the
+demo coach (even if they revoked it since) is not linked again, and a client who has any
+session (or tombstone) gets no new ones. A client's sessions are written in one transaction,
+so a run that stopped half-way is completed by the next.
 """
 
 import random
@@ -40,11 +41,11 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from api.errors import Conflict
-from api.services.access import has_live_grant
 from api.services.accounts import new_account, register
 from api.services.coaching import create_invite, redeem_invite
 from api.services.sessions import create_batch
 from models.base import utc_now
+from models.coaching import Grant
 from models.release_session import ReleaseSession, SessionCreate
 from models.user import User, UserCreate
 
@@ -118,7 +119,7 @@ def fill_demo(engine: Engine, now: datetime | None = None) -> DemoSummary:
                 _register(db, person)
                 summary.accounts_created.append(person.email)
         for person in CLIENTS:
-            if not has_live_grant(db, COACH.id, person.id):
+            if not _ever_granted(db, person.id):
                 invite = create_invite(db, COACH.id)
                 redeem_invite(db, person.id, invite.code)
                 summary.grants_created.append(person.email)
@@ -157,6 +158,18 @@ def _register(db: Session, person: DemoPerson) -> None:
         register(db, replace(new_account(data), id=person.id))
     except Conflict:  # registered through the API since we looked
         raise DemoRefused([person.email]) from None
+
+
+def _ever_granted(db: Session, client_id: uuid.UUID) -> bool:
+    """Has the client granted the demo coach, live or since revoked? A revocation made
+    through the API is the client's choice, which a second run respects."""
+    found = db.execute(
+        select(col(Grant.id))
+        .where(col(Grant.coach_id) == COACH.id, col(Grant.client_id) == client_id)
+        .limit(1)
+    ).first()
+    db.rollback()
+    return found is not None
 
 
 def _has_sessions(db: Session, user_id: uuid.UUID) -> bool:
