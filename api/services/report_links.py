@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from api.analytics.periods import SummaryQuery, person_period
 from api.db import write_transaction
-from api.errors import NotFound
+from api.errors import NotFound, Unauthorized
 from api.security import hash_secret
 from api.services import pagination
 from models.base import utc_now
@@ -62,7 +62,10 @@ def create_link(
     """A new link to the person's report of the period `data` names, resolved now."""
     now = now or utc_now()
     query = SummaryQuery(started_from=data.period_from, started_to=data.period_to, tz=data.tz)
-    period = person_period(db, user_id, query, now)  # 422s as the summary's; 404 if erased
+    try:
+        period = person_period(db, user_id, query, now)  # the summary's 422s
+    except NotFound:  # erased since the credential was checked
+        raise Unauthorized() from None
     token = secrets.token_urlsafe(32)
     link = ReportLink(
         user_id=user_id,
