@@ -247,7 +247,9 @@ def test_invalid_bodies_are_422(client: TestClient, alice: Person, body: dict[st
     response = client.post("/v1/report-links", json=body, headers=alice.headers)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"]
+    errors = response.json()["errors"]
+    assert errors
+    assert all(error["loc"][0] == "body" for error in errors), errors
     assert client.get("/v1/report-links", headers=alice.headers).json()["items"] == []
 
 

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from api.analytics.periods import SummaryQuery, person_period
 from api.db import write_transaction
-from api.errors import NotFound, Unauthorized
+from api.errors import NotFound, Unauthorized, Unprocessable
 from api.security import hash_secret
 from api.services import pagination
 from models.base import utc_now
@@ -66,6 +66,9 @@ def create_link(
         period = person_period(db, user_id, query, now)  # the summary's 422s
     except NotFound:  # erased since the credential was checked
         raise Unauthorized() from None
+    except Unprocessable as invalid:  # the same fields, in the body rather than the query
+        errors = [{**error, "loc": ["body", *error["loc"][1:]]} for error in invalid.errors]
+        raise Unprocessable(invalid.detail, errors) from None
     token = secrets.token_urlsafe(32)
     link = ReportLink(
         user_id=user_id,
