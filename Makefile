@@ -15,7 +15,7 @@ UV_COMPILE := $(UV) pip compile pyproject.toml --quiet --universal --generate-ha
 # The default test database server; `make test` also runs the suite there when it is reachable.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install lock run migrate test test-sqlite test-postgres lint
+.PHONY: install lock run migrate demo test test-sqlite test-postgres lint
 
 # A fresh environment with exactly the dev lock, then this project on top of it (editable).
 $(VENV)/.installed: pyproject.toml $(DEV_LOCK)
@@ -50,6 +50,10 @@ migrate: install
 
 run: install
 	$(VENV)/bin/releaselog serve
+
+# Migrates, then loads the demo coach and clients (api/services/demo.py); a second run changes nothing.
+demo: install
+	$(VENV)/bin/releaselog demo
 
 test: install lint test-sqlite test-postgres
 

@@ -1,7 +1,8 @@
-"""`releaselog migrate | serve | purge-tombstones`."""
+"""`releaselog migrate | serve | purge-tombstones | demo`."""
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +78,50 @@ def purge_tombstones() -> None:
         print(f"purged {count} tombstones")  # noqa: T201
 
 
+def demo() -> int:
+    """Migrate, then load the demo accounts and sessions (api/services/demo.py); the exit
+    status: 1 when accounts of the demo emails exist that the demo did not make."""
+    from api.config import get_settings
+    from api.db import create_db_engine
+    from api.services.demo import (
+        CLIENTS,
+        COACH,
+        DEMO_PASSWORD,
+        DemoRefused,
+        fill_demo,
+    )
+
+    migrate()
+    engine = create_db_engine(get_settings())
+    try:
+        summary = fill_demo(engine)
+    except DemoRefused as refused:
+        print(f"releaselog demo: {refused}", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        engine.dispose()
+    if summary.changed:
+        sessions = ", ".join(f"{email} {n}" for email, n in summary.sessions_created.items())
+        lines = [
+            f"Demo loaded: {len(summary.accounts_created)} accounts, "
+            f"{len(summary.grants_created)} grants, "
+            f"{sum(summary.sessions_created.values())} sessions ({sessions or 'none'}).",
+        ]
+    else:
+        lines = ["The demo is already loaded: nothing changed."]
+    emails = ", ".join(person.email for person in CLIENTS)
+    lines += [
+        f"Password {DEMO_PASSWORD} for the coach ({COACH.email}) and the clients ({emails}).",
+        "Serve (releaselog serve) and log in with POST /v1/auth/token: the coach's roster is",
+        "GET /v1/clients; a client's report is /v1/report.html, the coach's view of it",
+        "/v1/clients/{client_id}/report.html. Client ids: "
+        + ", ".join(f"{email} {client_id}" for email, client_id in summary.client_ids.items())
+        + ".",
+    ]
+    print("\n".join(lines))  # noqa: T201
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="releaselog")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,11 +131,14 @@ def main() -> None:
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve_parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
     commands.add_parser("purge-tombstones", help="delete tombstones past their retention")
+    commands.add_parser("demo", help="migrate, then load a demo coach and three clients")
     args = parser.parse_args()
     if args.command == "migrate":
         migrate()
     elif args.command == "serve":
         serve(args.host, args.port, args.workers)
+    elif args.command == "demo":
+        sys.exit(demo())
     else:
         purge_tombstones()
 

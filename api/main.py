@@ -32,6 +32,7 @@ from api.routes import (
     insights,
     metrics,
     pages,
+    report_links,
     reports,
     sessions,
     summaries,
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics,
         pages,
         reports,
+        report_links,
     )
     for module in routers:
         app.include_router(module.router)

@@ -13,9 +13,7 @@ for the 10-year client (at most 3). Never run by CI; never asserts speed.
 """
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import SERVED_APP, analyze, fresh_database, load, register, server
+from bench.run import SERVED_APP, analyze, fresh_database, load, migrated_env, register, server
 
 TOOLS = ["foam_roller", "ball", "peanut_ball", "hands"]
 
@@ -77,21 +75,7 @@ def history(days: int, now: datetime) -> list[dict]:
 
 
 def measure(kind: str, url: str, rounds: int) -> dict[str, float]:
-    env = {
-        "DATABASE_URL": url,
-        "SECRET_KEY": "bench-secret-" + "x" * 32,
-        "LOG_LEVEL": "WARNING",
-        "LOGIN_LIMIT_PER_ADDRESS": "100000/minute",
-        "LOGIN_LIMIT_PER_ACCOUNT": "100000/minute",
-        "REGISTER_LIMIT_PER_ADDRESS": "100000/minute",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "api.cli", "migrate"],
-        cwd=Path(__file__).resolve().parent.parent,
-        check=True,
-        env={**os.environ, **env},
-        capture_output=True,
-    )
+    env = migrated_env(url)
     with server(SERVED_APP, env) as (base, _pid):
         now = datetime.now(UTC)
         with httpx.Client(base_url=base, timeout=120) as http:

@@ -219,7 +219,9 @@ def preload(base: str) -> dict[str, str]:
 # --- scenarios ----------------------------------------------------------------------------
 
 
-def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str, int]]:
+def migrated_env(database_url: str) -> dict[str, str]:
+    """The served app's environment for a benchmark (limits out of the way), with the
+    database migrated."""
     env = {
         "DATABASE_URL": database_url,
         "SECRET_KEY": "bench-secret-" + "x" * 32,
@@ -235,6 +237,11 @@ def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str,
         env={**os.environ, **env},
         capture_output=True,
     )
+    return env
+
+
+def run_suite(database_url: str, duration: int) -> tuple[list[Figure], dict[str, int]]:
+    env = migrated_env(database_url)
     figures: list[Figure] = []
     memory: dict[str, int] = {}
 

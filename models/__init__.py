@@ -5,6 +5,7 @@ from models.coaching import Grant, Invite
 from models.mail import MailOutbox
 from models.password_reset import PasswordResetToken
 from models.release_session import Rating, ReleaseSession
+from models.report_link import ReportLink
 from models.user import User
 from models.webhook import Webhook, WebhookDelivery
 
@@ -16,6 +17,7 @@ __all__ = [
     "PasswordResetToken",
     "Rating",
     "ReleaseSession",
+    "ReportLink",
     "User",
     "Webhook",
     "WebhookDelivery",

@@ -25,6 +25,8 @@ PUBLIC = {
     ("POST", "/v1/auth/password-reset/confirm"),
     ("GET", "/reset-password"),
     ("POST", "/reset-password"),
+    ("GET", "/r/{token}"),
+    ("GET", "/r/{token}/report.pdf"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/v1/catalog"),
@@ -83,3 +85,5 @@ def test_every_route_is_public_or_refuses_a_deleted_accounts_credentials(
         checked.append((method, template))
     assert ("POST", "/v1/sessions") in checked
     assert ("DELETE", "/v1/sessions/{session_id}") in checked
+    assert ("POST", "/v1/report-links") in checked
+    assert ("DELETE", "/v1/report-links/{report_link_id}") in checked

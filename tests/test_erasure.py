@@ -77,11 +77,22 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table(
     key_headers, _ = api_key(client, zelda, "sessions:read")
     assert client.post("/v1/invites", headers=zelda.headers).status_code == 201
     assert client.post("/v1/auth/password-reset", json={"email": zelda.email}).status_code == 202
+    shared = client.post("/v1/report-links", json={}, headers=zelda.headers)
+    assert shared.status_code == 201
+    shared_path = "/r/" + shared.json()["url"].rsplit("/r/", 1)[1]
+    assert client.get(shared_path).status_code == 200
 
     needles = [zelda.email, CANARY_NAME, CANARY_NOTE, zelda.id, uuid.UUID(zelda.id).hex]
     needles += session_ids + [uuid.UUID(s).hex for s in session_ids]
     before = [table for table, row in _every_row(app) if _traces(row, needles)]
-    assert {"user_account", "release_session", "rating", "api_key", "coach_grant"} <= set(before)
+    assert {
+        "user_account",
+        "release_session",
+        "rating",
+        "api_key",
+        "coach_grant",
+        "report_link",
+    } <= set(before)
 
     assert _erase(client, zelda, "not the password").status_code == 403
     assert client.get("/v1/me", headers=zelda.headers).status_code == 200  # nothing erased
@@ -105,6 +116,7 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table(
     # Her credentials are gone; the email registers again as a new, empty account.
     assert client.get("/v1/me", headers=zelda.headers).status_code == 401
     assert client.get("/v1/sessions", headers=key_headers).status_code == 401
+    assert client.get(shared_path).status_code == 404
     assert (
         client.post("/v1/sessions", json=session_body(), headers=zelda.headers).status_code == 401
     )

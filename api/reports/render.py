@@ -25,6 +25,7 @@ _environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
+    auto_reload=False,  # templates ship with the package: no stat() per render
 )
 _MONTH_NAMES = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",

@@ -188,9 +188,10 @@ def confirm_password_reset(
     summary="Erase the account and everything of it (access token only)",
     description="With the account's `password` (403 otherwise; the attempt counts toward the "
     "login limits). Erases the account, every session (tombstones too), rating, invite, "
-    "grant on either side, API key, webhook and delivery, reset token and email of the "
-    "person. Afterwards their tokens and keys answer 401 and the email can register again. "
-    "Each coach they had granted gets `grant.ended` with `reason: account_deleted`.",
+    "grant on either side, API key, webhook and delivery, report link, reset token and "
+    "email of the person. Afterwards their tokens and keys answer 401 and the email can "
+    "register again. Each coach they had granted gets `grant.ended` with "
+    "`reason: account_deleted`.",
 )
 def erase_me(
     data: AccountErasure, caller: AccountOwner, request: Request, db: SessionDep

@@ -1,7 +1,7 @@
 """Accounts: registration, login, the caller's profile, API keys."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import bindparam
@@ -23,7 +23,7 @@ from api.security import (
 from api.services import pagination
 from api.services.access import Caller
 from models.api_key import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyPublic
-from models.base import utc_now
+from models.base import new_id, utc_now
 from models.user import Token, User, UserCreate, UserPublic, UserUpdate
 
 # Every authenticated request runs this: a prebuilt Core statement, no ORM object.
@@ -43,6 +43,9 @@ class NewAccount:
     password_hash: str
     display_name: str
     timezone: str
+    # Chosen here rather than by the table's default, so that a caller can fix it (the demo
+    # accounts' ids are deterministic: api/services/demo.py).
+    id: uuid.UUID = field(default_factory=new_id)
 
 
 def new_account(data: UserCreate) -> NewAccount:
@@ -61,6 +64,7 @@ def register(db: Session, account: NewAccount) -> UserPublic:
         if db.exec(select(User.id).where(User.email == account.email)).first() is not None:
             raise Conflict("An account with this email already exists.")
         user = User(
+            id=account.id,
             email=account.email,
             password_hash=account.password_hash,
             display_name=account.display_name,

@@ -27,6 +27,7 @@ from models.base import utc_now
 from models.coaching import Grant, Invite
 from models.password_reset import PasswordResetToken
 from models.release_session import Rating, ReleaseSession
+from models.report_link import ReportLink
 from models.user import User
 from models.webhook import Webhook, WebhookDelivery
 
@@ -97,6 +98,7 @@ def _delete_everything_of(db: Session, connection: Connection, user_id: uuid.UUI
         .where(Invite.redeemed_by_id == user_id)  # type: ignore[arg-type]
         .values(redeemed_by_id=None),
         delete(PasswordResetToken).where(PasswordResetToken.user_id == user_id),  # type: ignore[arg-type]
+        delete(ReportLink).where(ReportLink.user_id == user_id),  # type: ignore[arg-type]
     ]
     for statement in statements:
         connection.execute(statement)
