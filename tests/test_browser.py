@@ -178,9 +178,10 @@ class Seeded:
     share_url: str
 
     def expected_charts(self) -> int:
-        """A calendar, one chart per metric, left/right, one what-works chart per metric."""
+        """A calendar, one chart per metric, left/right and what works per metric."""
         what_works = {(e["region"], e["side"], e["metric"]) for e in self.insights["what_works"]}
-        return 1 + len(self.summary["metrics"]) + 1 + len(what_works)
+        asymmetry = {entry["metric"] for entry in self.insights["asymmetry"]}
+        return 1 + len(self.summary["metrics"]) + len(asymmetry) + len(what_works)
 
 
 @pytest.fixture(scope="module")

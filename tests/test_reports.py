@@ -31,6 +31,7 @@ class Page(HTMLParser):
         self.tags: list[str] = []
         self._text: list[str] | None = None
         self._where: list[str] = []
+        self._in_stats = False
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -38,6 +39,7 @@ class Page(HTMLParser):
         self.tags.append(tag)
         if tag == "ul" and attributes.get("class") == "stats":
             self.stats.append([])
+            self._in_stats = True
         elif tag == "table":
             self.tables.append({"caption": "", "rows": []})
         elif tag == "tr" and self.tables:
@@ -46,6 +48,8 @@ class Page(HTMLParser):
             self.charts.append(attributes)
         elif tag == "title" and not self.charts:
             return  # the document's title, not a chart's
+        if tag in ("b", "span") and not self._in_stats:
+            return  # markup inside a cell: its text belongs to the cell
         if tag in ("b", "span", "td", "th", "caption", "title") or (
             tag == "p" and attributes.get("class") == "note"
         ):
@@ -56,6 +60,8 @@ class Page(HTMLParser):
             self._text.append(data)
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "ul":
+            self._in_stats = False
         if not self._where or self._where[-1] != tag or self._text is None:
             return
         text = "".join(self._text).strip()
@@ -181,7 +187,8 @@ def test_the_page_shows_the_figures_of_the_summary_and_the_insights(client, make
         ]
         for entry in found["carry_over"]
     ]
-    assert [row[1:] for row in page.table("Region · metric")] == [
+    asymmetry = [row for table in page.tables_headed("Region") for row in table]
+    assert [row[1:] for row in asymmetry] == [
         [
             str(entry["sessions"]),
             number(entry["mean_diff_before"]),
@@ -195,10 +202,8 @@ def test_the_page_shows_the_figures_of_the_summary_and_the_insights(client, make
     assert found["what_works"], "the data should give what-works entries"
     assert [row[1:] for row in what_works] == [
         [
-            str(entry["n"]),
-            number(entry["mean_improvement"]),
-            str(entry["rest_n"]),
-            number(entry["rest_mean_improvement"]),
+            f"{number(entry['mean_improvement'])} ({entry['n']})",
+            f"{number(entry['rest_mean_improvement'])} ({entry['rest_n']})",
             f"{number(entry['difference'])} ({number(entry['ci95_low'])} to "
             f"{number(entry['ci95_high'])})",
             entry["verdict"],
@@ -216,9 +221,11 @@ def test_the_page_shows_the_figures_of_the_summary_and_the_insights(client, make
             f"({number(worse[0]['worsening'])})",
         ]
     ]
-    # Charts: a calendar, one per metric, left/right, one what-works chart per rated metric.
+    # Charts: a calendar, one per metric, left/right per metric, what works per rated metric.
     what_works_metrics = {(e["region"], e["side"], e["metric"]) for e in found["what_works"]}
-    assert len(page.charts) == 1 + 4 + 1 + len(what_works_metrics)
+    asymmetry_metrics = {entry["metric"] for entry in found["asymmetry"]}
+    assert len(asymmetry_metrics) == 2
+    assert len(page.charts) == 1 + 4 + len(asymmetry_metrics) + len(what_works_metrics)
     assert len(page.chart_titles) == len(page.charts)
     assert all(chart["aria-labelledby"] for chart in page.charts)
 

@@ -40,6 +40,12 @@ def metric_name(slug: str) -> str:
     return metric.name if metric else slug
 
 
+def unit_of(slug: str) -> str:
+    """The metric's unit for an axis: 'degrees', or '0-10' for the rating scales."""
+    metric = METRICS_BY_SLUG[slug]
+    return "degrees" if metric.unit == "degrees" else f"{metric.min:g}\u2013{metric.max:g}"
+
+
 @dataclass(frozen=True)
 class Tick:
     position: float
@@ -72,6 +78,7 @@ class WeeklyChart:
     after_lines: list[str]
     before_markers: str
     after_markers: str
+    unit: str
 
     @property
     def grid(self) -> str:
@@ -126,7 +133,7 @@ def _label_every(count: int, most: int) -> int:
 
 def weekly_chart(metric: MetricSummary) -> WeeklyChart:
     width, height = WIDTH, 200
-    left, right, top, bottom = 36.0, width - 10.0, 12.0, height - 28.0
+    left, right, top, bottom = 36.0, width - 10.0, 22.0, height - 28.0
     values = [
         value
         for point in metric.series
@@ -135,10 +142,10 @@ def weekly_chart(metric: MetricSummary) -> WeeklyChart:
     ]
     low, high = _y_range(metric.metric, values)
     count = max(len(metric.series), 1)
-    step = (right - left) / count
+    column = (right - left) / count
 
     def x_of(index: int) -> float:
-        return round(left + (index + 0.5) * step, 2)
+        return round(left + (index + 0.5) * column, 2)
 
     def y_of(value: float) -> float:
         return round(bottom - (value - low) / (high - low) * (bottom - top), 2)
@@ -150,9 +157,10 @@ def weekly_chart(metric: MetricSummary) -> WeeklyChart:
             points.append(None if value is None else Point(x_of(index), y_of(value), value))
         return _segments(points)
 
+    tick_step = _nice((high - low) / 5)
     y_ticks = [
-        Tick(y_of(low + (high - low) * part / 5), f"{low + (high - low) * part / 5:g}")
-        for part in range(6)
+        Tick(y_of(low + tick_step * part), f"{low + tick_step * part:g}")
+        for part in range(int((high - low) / tick_step) + 1)
     ]
     every = _label_every(len(metric.series), 6)
     x_ticks = [
@@ -168,6 +176,7 @@ def weekly_chart(metric: MetricSummary) -> WeeklyChart:
         after_lines=_polylines(after),
         before_markers=_circles(_marked(before, count)),
         after_markers=_squares(_marked(after, count)),
+        unit=unit_of(metric.metric),
     )  # fmt: skip
 
 
@@ -285,7 +294,7 @@ class DivergingChart:
     ticks: list[Tick]
 
 
-ROW = 48  # a row: its label, then the before and after bars
+ROW = 54  # a row: its label, then the before and after bars
 
 
 def _scale(limit: float, left: float, right: float) -> tuple[float, list[Tick], float]:
@@ -310,6 +319,26 @@ def _nice(limit: float) -> float:
     return 10 * exponent
 
 
+@dataclass
+class AsymmetryGroup:
+    """The left/right entries of one metric (one unit, one scale), with their chart."""
+
+    title: str
+    entries: list[Asymmetry]
+    chart: DivergingChart
+
+
+def asymmetry_groups(entries: Sequence[Asymmetry]) -> list[AsymmetryGroup]:
+    """One chart per metric: pain (0-10) and range of motion (degrees) never share an axis."""
+    groups: dict[str, list[Asymmetry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.metric, []).append(entry)
+    return [
+        AsymmetryGroup(f"{metric_name(metric)} ({unit_of(metric)})", found, asymmetry_chart(found))
+        for metric, found in groups.items()
+    ]
+
+
 def asymmetry_chart(entries: Sequence[Asymmetry]) -> DivergingChart:
     # Room beside the axis for a bar's label ("before -1.25").
     width, left, right = WIDTH, 84.0, WIDTH - 84.0
@@ -322,8 +351,8 @@ def asymmetry_chart(entries: Sequence[Asymmetry]) -> DivergingChart:
         y = 34 + index * ROW
         bars = []
         for offset, label, value in (
-            (6, "before", entry.mean_diff_before),
-            (22, "after", entry.mean_diff_after),
+            (8, "before", entry.mean_diff_before),
+            (26, "after", entry.mean_diff_after),
         ):
             if value is None:
                 continue
@@ -332,8 +361,7 @@ def asymmetry_chart(entries: Sequence[Asymmetry]) -> DivergingChart:
                 Bar(y + offset, round(min(zero, x_end), 2), round(abs(x_end - zero), 2),
                     value, label)
             )  # fmt: skip
-        label = f"{short_region_name(entry.region)} · {metric_name(entry.metric)}"
-        rows.append(BarRow(label, y, bars))
+        rows.append(BarRow(short_region_name(entry.region), y, bars))
     height = int(34 + len(entries) * ROW + 20)
     return DivergingChart(width, height, zero, left, right, rows, ticks)
 
@@ -359,6 +387,7 @@ class ForestChart:
     right: float
     rows: list[Interval]
     ticks: list[Tick]
+    unit: str = ""
 
 
 FACTORS = {"tool": "Tool", "hydration": "Water", "duration": "Length"}
@@ -415,4 +444,5 @@ def what_works_chart(entries: Sequence[WhatWorks]) -> ForestChart:
         )
         for index, entry in enumerate(entries)
     ]
-    return ForestChart(width, 30 + len(entries) * 36 + 12, zero, left, right, rows, ticks)
+    unit = unit_of(entries[0].metric) if entries else ""
+    return ForestChart(width, 30 + len(entries) * 36 + 12, zero, left, right, rows, ticks, unit)

@@ -114,7 +114,7 @@ def render_html(report: ReportFigures) -> str:
         weekly_charts=[charts.weekly_chart(metric) for metric in summary.metrics],
         calendars=charts.calendar_charts(first, last, report.active_dates),
         months=_month_rows(first, last, report.active_dates),
-        asymmetry_chart=charts.asymmetry_chart(report.insights.asymmetry),
+        asymmetry=charts.asymmetry_groups(report.insights.asymmetry),
         what_works=charts.what_works_groups(report.insights.what_works),
         safety_sessions=_by_session(report.insights.safety.items),
     )
