@@ -73,6 +73,9 @@ class SecurityHeadersMiddleware:
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"referrer-policy", b"no-referrer"))
                 headers.append((b"cache-control", b"no-store"))
+                # Nothing an API answers (reports and share links included) is for a search
+                # engine's index.
+                headers.append((b"x-robots-tag", b"noindex"))
                 message["headers"] = headers
             await send(message)
 

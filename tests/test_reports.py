@@ -358,6 +358,19 @@ def test_api_key_scopes(client, alice, bob):
         assert client.get(f"/v1/{suffix}", params=PERIOD).status_code == 401
 
 
+def test_errors_of_a_report_carry_the_report_headers(client, alice):
+    for response in (
+        client.get("/v1/report.html"),
+        client.get(f"/v1/clients/{uuid.uuid4()}/report.pdf", headers=alice.headers),
+        client.get("/v1/report.html", params={"tz": "Nowhere/Else"}, headers=alice.headers),
+    ):
+        assert response.status_code in (401, 404, 422)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-robots-tag"] == "noindex"
+
+
 @pytest.mark.parametrize(
     "params",
     [

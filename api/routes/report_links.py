@@ -19,7 +19,6 @@ from api.routes.reports import (
     HTML_REPORT,
     PDF_NOTE,
     PDF_REPORT,
-    REPORT_HEADERS,
     ReportFormat,
     report_response,
 )
@@ -143,7 +142,7 @@ def _shared_report(
                 status_code=status.HTTP_404_NOT_FOUND,
                 headers=HTML_HEADERS,
             )
-        raise NotFound(unknown.detail, headers=REPORT_HEADERS) from None
+        raise NotFound(unknown.detail) from None
     return report_response(db, link.user_id, report_links.link_query(link), format)
 
 

@@ -20,11 +20,9 @@ from models.timestamps import RANGE
 router = APIRouter(tags=["reports"])
 
 ReportFormat = Literal["html", "pdf"]
-# On every report answer (SecurityHeadersMiddleware adds `Cache-Control: no-store` and
-# `Referrer-Policy: no-referrer` to every answer); the HTML also gets the page's CSP.
-REPORT_HEADERS = {"X-Robots-Tag": "noindex"}
+# SecurityHeadersMiddleware gives every answer, errors included, `Cache-Control: no-store`,
+# `Referrer-Policy: no-referrer` and `X-Robots-Tag: noindex`; the HTML adds the page's CSP.
 HTML_HEADERS = {
-    **REPORT_HEADERS,
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
 }
 HTML_REPORT: dict[int | str, dict[str, Any]] = {
@@ -46,8 +44,9 @@ buckets), with charts: who, the period and when the report was made; adherence w
 calendar; hydration; a weekly before/after chart per metric; carry-over, left/right and what
 works; the safety items; the notes of the 20 newest sessions of the period that have one.
 Its numbers are those of `/v1/summary` and `/v1/insights` for the same parameters (rates as
-percentages with one decimal). Answers carry `Cache-Control: no-store`,
-`Referrer-Policy: no-referrer` and `X-Robots-Tag: noindex`. Errors are problem+json. `from`
+percentages with one decimal). Every answer, errors included, carries `Cache-Control:
+no-store`, `Referrer-Policy: no-referrer` and `X-Robots-Tag: noindex`. Errors are
+problem+json. `from`
 and `to` are instants from {RANGE} (422 outside); a period is at most 10 years.
 """
 HTML_NOTE = (
@@ -75,7 +74,7 @@ def report_response(
     then, with a BriefSessionDep), while the response is sent."""
     html = render.render_html(report_figures(db, person_id, query))
     if format == "pdf":
-        headers = {**REPORT_HEADERS, "Content-Disposition": 'inline; filename="report.pdf"'}
+        headers = {"Content-Disposition": 'inline; filename="report.pdf"'}
         return StreamingResponse(_pdf_body(html), media_type="application/pdf", headers=headers)
     return HTMLResponse(html, headers=HTML_HEADERS)
 
