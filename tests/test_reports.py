@@ -411,3 +411,35 @@ def test_openapi_documents_the_reports(client):
         assert {"401", "403", "404", "422"} <= set(operation["responses"])
         assert {parameter["name"] for parameter in operation["parameters"]} >= {"from", "to", "tz"}
         assert "region" not in {parameter["name"] for parameter in operation["parameters"]}
+
+
+def test_the_pdf_renderer_fetches_nothing():
+    """Should markup with a URL ever reach the renderer, the server fetches nothing."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from api.reports.render import render_pdf
+
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        pdf = render_pdf(
+            f'<link rel="stylesheet" href="{base}/a.css"><p>text</p><img src="{base}/b.png">'
+            f'<svg><image href="{base}/c.png" width="5" height="5"/></svg>'
+        )
+    finally:
+        server.shutdown()
+    assert pdf.startswith(b"%PDF-")
+    assert asked == []
