@@ -315,3 +315,12 @@ def test_making_a_link_clears_the_persons_expired_ones(
         ids = connection.execute(select(ReportLink.__table__.c.id)).scalars().all()  # type: ignore[attr-defined]
     assert uuid.UUID(old["id"]) not in ids
     assert uuid.UUID(bobs["id"]) in ids  # only the caller's own
+
+
+def test_no_body_is_every_default(client, alice):
+    created = client.post("/v1/report-links", headers=alice.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["period"]["tz"] == "UTC"
+    opened = client.get(_path(created.json()))
+    assert opened.status_code == 200
+    assert opened.headers["content-type"] == "text/html; charset=utf-8"

@@ -5,7 +5,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from fastapi import Path as PathParameter
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -76,16 +76,18 @@ link (or anything that is not a link's token) answers 404: an HTML page when the
     "`/v1/summary` and resolved now (`to` defaults to this moment, `from` to `to` - 90 days, "
     "`tz` to the account's; the same 422s); the data stays live. The link works "
     "`expires_in_days` days (1..90, default 14). The `url` is `{PUBLIC_BASE_URL}/r/<token>` "
-    "(256 random bits, stored only as a hash): shown in this answer only.",
+    "(256 random bits, stored only as a hash): shown in this answer only. No body is the "
+    "same as `{}`: every default.",
 )
 def create_report_link(
-    data: ReportLinkCreate,
     caller: AccountOwner,
     db: SessionDep,
     settings: SettingsDep,
     response: Response,
+    data: Annotated[ReportLinkCreate | None, Body()] = None,
 ) -> ReportLinkCreated:
-    created = report_links.create_link(db, caller.user_id, data, settings.public_base_url)
+    body = data or ReportLinkCreate()
+    created = report_links.create_link(db, caller.user_id, body, settings.public_base_url)
     response.headers["Location"] = f"/v1/report-links/{created.id}"
     return created
 
