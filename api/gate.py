@@ -15,6 +15,24 @@ from api.errors import ServiceUnavailable
 from api.metrics import DB_TURN_TIMEOUTS, DB_TURN_WAIT, DB_TURNS, DB_TURNS_IN_USE, DB_TURNS_WAITING
 
 
+class LoopSemaphore:
+    """An asyncio.Semaphore of `size` for each event loop that asks: asyncio primitives belong
+    to one loop, and tests run the app on several."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
+
+    def get(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.size)
+        return semaphore
+
+
 class DatabaseGate:
     """Requests wait here, on the event loop, for their turn at the database.
 
@@ -37,17 +55,10 @@ class DatabaseGate:
         # The threads of the group writes (api/group_commit.py): one per turn, so a write never
         # queues for a thread; started when first needed.
         self.writers = ThreadPoolExecutor(size, thread_name_prefix="releaselog-write")
-        # asyncio primitives belong to one event loop; tests run the app on several.
-        self._semaphores: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Semaphore
-        ] = weakref.WeakKeyDictionary()
+        self._semaphore = LoopSemaphore(size)
 
     def semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.size)
-        return semaphore
+        return self._semaphore.get()
 
     @asynccontextmanager
     async def turn(self, scope: MutableMapping[str, Any]) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.analytics.periods import SummaryQuery
 from api.analytics.report import report_figures
 from api.deps import BriefSessionDep, TimePeriodDep, reader_with
+from api.gate import LoopSemaphore
 from api.openapi import problem_responses
 from api.reports import render
 from api.services.access import Caller, readable_client
@@ -62,8 +63,16 @@ COACH_NOTE = (
 ReportReader = Annotated[Caller, Depends(reader_with("summaries:read", brief=True))]
 
 
+# PDFs rendered at once by a process: each holds a core, and the GIL, for a second or more.
+# Beyond that they wait on the event loop (holding no worker thread), so a burst of PDFs
+# cannot take every thread or starve the other requests.
+PDF_RENDERS_AT_ONCE = 2
+_pdf_renders = LoopSemaphore(PDF_RENDERS_AT_ONCE)
+
+
 async def _pdf_body(html: str) -> AsyncIterator[bytes]:
-    yield await run_in_threadpool(render.render_pdf, html)
+    async with _pdf_renders.get():
+        yield await run_in_threadpool(render.render_pdf, html)
 
 
 def report_response(
