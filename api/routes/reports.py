@@ -45,10 +45,10 @@ buckets), with charts: who, the period and when the report was made; adherence w
 calendar; hydration; a weekly before/after chart per metric; carry-over, left/right and what
 works; the safety items; the notes of the 20 newest sessions of the period that have one.
 Its numbers are those of `/v1/summary` and `/v1/insights` for the same parameters (rates as
-percentages with one decimal). Every answer, errors included, carries `Cache-Control:
-no-store`, `Referrer-Policy: no-referrer` and `X-Robots-Tag: noindex`. Errors are
-problem+json. `from`
-and `to` are instants from {RANGE} (422 outside); a period is at most 10 years.
+percentages with one decimal); each weekly table lists the weeks with a rating. Every answer,
+errors included, carries `Cache-Control: no-store`, `Referrer-Policy: no-referrer` and
+`X-Robots-Tag: noindex`. Errors are problem+json. `from` and `to` are instants from {RANGE}
+(422 outside); a period is at most 10 years.
 """
 HTML_NOTE = (
     "\n\nThe page has no JavaScript and loads nothing: "
