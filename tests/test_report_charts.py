@@ -69,7 +69,7 @@ def test_weekly_gaps_split_the_line_and_lone_weeks_keep_a_marker():
     # 36 weeks: only the week standing alone (the 4th) is marked.
     assert chart.before_markers.count("M") == 1
     assert [tick.label for tick in chart.y_ticks] == ["0", "2", "4", "6", "8", "10"]
-    assert chart.unit == "0\u201310"
+    assert chart.unit == "0\u201310 scale"
 
 
 def test_the_calendar_holds_every_day_of_the_period_once():
@@ -97,7 +97,8 @@ def test_left_right_bars_grow_from_zero_towards_the_higher_side():
                   worse_side="left"),
     ]  # fmt: skip
     groups = charts.asymmetry_groups(entries)
-    assert [group.title for group in groups] == ["Range of motion (degrees)", "Pain (0\u201310)"]
+    titles = [group.title for group in groups]
+    assert titles == ["Range of motion (degrees)", "Pain (0\u201310 scale)"]
     rom = groups[0].chart.rows[0].bars
     assert [bar.label for bar in rom] == ["before", "after"]
     assert all(bar.x + bar.width == groups[0].chart.zero for bar in rom)  # left of zero

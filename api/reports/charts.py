@@ -41,9 +41,9 @@ def metric_name(slug: str) -> str:
 
 
 def unit_of(slug: str) -> str:
-    """The metric's unit for an axis: 'degrees', or '0-10' for the rating scales."""
+    """The metric's unit for an axis: 'degrees', or '0-10 scale' for the rating scales."""
     metric = METRICS_BY_SLUG[slug]
-    return "degrees" if metric.unit == "degrees" else f"{metric.min:g}\u2013{metric.max:g}"
+    return "degrees" if metric.unit == "degrees" else f"{metric.min:g}\u2013{metric.max:g} scale"
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _label_every(count: int, most: int) -> int:
 
 def weekly_chart(metric: MetricSummary) -> WeeklyChart:
     width, height = WIDTH, 200
-    left, right, top, bottom = 36.0, width - 10.0, 22.0, height - 28.0
+    left, right, top, bottom = 36.0, width - 10.0, 30.0, height - 28.0
     values = [
         value
         for point in metric.series
@@ -445,4 +445,5 @@ def what_works_chart(entries: Sequence[WhatWorks]) -> ForestChart:
         for index, entry in enumerate(entries)
     ]
     unit = unit_of(entries[0].metric) if entries else ""
-    return ForestChart(width, 30 + len(entries) * 36 + 12, zero, left, right, rows, ticks, unit)
+    # Below the rows: the tick labels, then the axis title.
+    return ForestChart(width, 30 + len(entries) * 36 + 28, zero, left, right, rows, ticks, unit)
