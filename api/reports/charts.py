@@ -19,7 +19,12 @@ from models.summary import MetricSummary
 
 WIDTH = 420
 _REGION_NAMES = {region.slug: region.name for region in REGIONS}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# English month names, not the locale's (a server's locale must not change a report).
+MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+_MONTHS = tuple(name[:3] for name in MONTH_NAMES)
 
 
 def short_date(day: date) -> str:

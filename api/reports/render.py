@@ -28,10 +28,6 @@ _environment = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     auto_reload=False,  # templates ship with the package: no stat() per render
 )
-_MONTH_NAMES = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
 
 
 NONE = "\u2013"  # an en dash for a null figure
@@ -52,7 +48,7 @@ def percent(rate: float | None) -> str:
 
 
 def long_date(day: date) -> str:
-    return f"{day.day} {_MONTH_NAMES[day.month - 1]} {day.year}"
+    return f"{day.day} {charts.MONTH_NAMES[day.month - 1]} {day.year}"
 
 
 def medium_date(day: date) -> str:
@@ -74,7 +70,7 @@ def _month_rows(first: date, last: date, active: list[date]) -> list[MonthRow]:
         days[(day.year, day.month)] += 1
     sessions = Counter((day.year, day.month) for day in active)
     return [
-        MonthRow(f"{_MONTH_NAMES[month - 1]} {year}", count, sessions[(year, month)])
+        MonthRow(f"{charts.MONTH_NAMES[month - 1]} {year}", count, sessions[(year, month)])
         for (year, month), count in days.items()
     ]
 
@@ -119,6 +115,11 @@ def render_html(report: ReportFigures) -> str:
         what_works=charts.what_works_groups(report.insights.what_works),
         safety_sessions=_by_session(report.insights.safety.items),
     )
+
+
+def render_link_not_found(message: str) -> str:
+    """The page of an unknown, revoked or expired share link."""
+    return _environment.get_template("link_not_found.html").render(message=message)
 
 
 def render_pdf(html: str) -> bytes:

@@ -2,17 +2,16 @@
 no account; `/r/{token}` opens it with no other credential."""
 
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response, status
 from fastapi import Path as PathParameter
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from api.deps import AccountOwner, BriefSessionDep, Cursor, Limit, SessionDep, SettingsDep
 from api.errors import PROBLEM_MEDIA_TYPE, NotFound
 from api.openapi import problem_responses
+from api.reports import render
 from api.routes.reports import (
     HTML_HEADERS,
     HTML_NOTE,
@@ -26,7 +25,6 @@ from api.services import report_links
 from models.report_link import ReportLinkCreate, ReportLinkCreated, ReportLinkList
 
 router = APIRouter(tags=["reports"])
-templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates" / "reports")
 
 AUTH_ERRORS = problem_responses(401, 403)
 CREATED: dict[int | str, dict[str, Any]] = {
@@ -137,13 +135,8 @@ def _shared_report(
         link = report_links.resolve_link(db, token)
     except NotFound as unknown:
         if _accepts_html(request):
-            return templates.TemplateResponse(
-                request,
-                "link_not_found.html",
-                {"message": unknown.detail},
-                status_code=status.HTTP_404_NOT_FOUND,
-                headers=HTML_HEADERS,
-            )
+            page = render.render_link_not_found(unknown.detail)
+            return HTMLResponse(page, status.HTTP_404_NOT_FOUND, headers=HTML_HEADERS)
         raise NotFound(unknown.detail) from None
     return report_response(db, link.user_id, report_links.link_query(link), format)
 
